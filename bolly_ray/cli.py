@@ -1,0 +1,163 @@
+"""The `bolly-ray` command line: thin commands over the library.
+
+Each command validates its input once, calls one library function and maps errors to exit
+codes: 0 success, 1 a job or stage failed, 2 bad usage or an invalid job file. Errors users
+can cause are one line each, never a traceback. Heavy imports happen inside commands so
+`--help` stays instant.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shlex
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+
+from bolly_ray.errors import EXIT_FAILED, BollyRayError
+
+if TYPE_CHECKING:
+    from bolly_ray.executors import JobOutcome
+    from bolly_ray.registry import Registry
+
+T = TypeVar("T")
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Turn films into subtitles with a Ray-distributed stage executor.")
+err_console = Console(stderr=True)
+
+SetOption = Annotated[list[str] | None, typer.Option(
+    "--set", help="Override a stage setting: STAGE.KEY=VALUE (repeatable)")]
+
+
+def fail(message: str, code: int) -> NoReturn:
+    err_console.print(f"[red]error:[/red] {message}", highlight=False, markup=True,
+                      soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@app.callback()
+def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging")] = False
+          ) -> None:
+    from rich.logging import RichHandler
+
+    handler = RichHandler(console=err_console, show_path=False)
+    handler.setLevel(logging.DEBUG if verbose else logging.INFO)
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s",
+                        handlers=[handler])
+
+
+@app.command()
+def schema() -> None:
+    """Print the job file's JSON schema."""
+    from bolly_ray.job import job_model
+
+    typer.echo(json.dumps(job_model(_registry().specs).model_json_schema(), indent=2))
+
+
+@app.command()
+def prepare(
+    media: Annotated[Path, typer.Argument(help="The film (video or audio file)")],
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Job file to write")] = None,
+    title: Annotated[str | None, typer.Option(help="Film title")] = None,
+    year: Annotated[int | None, typer.Option(help="Release year")] = None,
+    source_language: Annotated[str | None, typer.Option(help="Spoken language (hi)")] = None,
+    target_language: Annotated[list[str] | None, typer.Option(
+        help="Subtitle language (repeatable)")] = None,
+    job_id: Annotated[str | None, typer.Option("--id", help="Job id")] = None,
+    out_root: Annotated[Path | None, typer.Option(help="Root of the job folders")] = None,
+    transcript: Annotated[Path | None, typer.Option(
+        help="A transcript JSON you provide instead of ASR")] = None,
+    set_: SetOption = None,
+) -> None:
+    """Probe MEDIA and write a job file for it."""
+    from bolly_ray.job import job_json_for_disk
+    from bolly_ray.prepare import prepare_job
+    from bolly_ray.store import write_atomic
+
+    fields = {"title": title, "year": year, "source_language": source_language,
+              "target_languages": target_language, "id": job_id,
+              "out_root": str(out_root.resolve()) if out_root else None,
+              "artifacts": {"transcript": str(transcript.resolve())} if transcript else None}
+    job = _guard(lambda: prepare_job(media, _registry(), fields, set_ or []))
+    target = output or Path(f"{job.id}.job.json")
+    write_atomic(target, job_json_for_disk(job))
+    err_console.print(f"wrote {target} (job {job.id})", highlight=False)
+
+
+@app.command()
+def run(
+    jobs: Annotated[list[Path], typer.Argument(help="Job files")],
+    only: Annotated[str | None, typer.Option(help="Run only these stages: S1,S2")] = None,
+    from_: Annotated[str | None, typer.Option(
+        "--from", help="Re-run this stage and everything after it")] = None,
+    set_: SetOption = None,
+    force: Annotated[bool, typer.Option(help="Ignore cached outputs")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout")] = False,
+) -> None:
+    """Run one or more jobs."""
+    from bolly_ray.runner import run_jobs
+
+    outcomes = _guard(lambda: run_jobs(jobs, _registry(), set_ or [], only, from_, force,
+                                       quiet=as_json))
+    failed = [o for o in outcomes if o.status != "succeeded"]
+    if as_json:
+        typer.echo(json.dumps({"jobs": [_outcome_json(o) for o in outcomes]}))
+    for outcome in failed:
+        where = f" at {outcome.failed_stage}" if outcome.failed_stage else ""
+        err_console.print(f"[red]job {outcome.job_id} failed{where}:[/red] {outcome.error}",
+                          highlight=False)
+    if failed:
+        err_console.print("resume with: " + _resume_command(), highlight=False)
+        raise typer.Exit(EXIT_FAILED)
+
+
+@app.command()
+def status(
+    target: Annotated[Path, typer.Argument(help="A job folder or a job file")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON")] = False,
+) -> None:
+    """Show a job's stages from its manifest."""
+    from bolly_ray.status import find_manifest, render_manifest
+
+    manifest = _guard(lambda: find_manifest(target, _registry()))
+    if as_json:
+        typer.echo(manifest.model_dump_json(indent=2))
+    else:
+        Console().print(render_manifest(manifest))
+
+
+def _registry() -> Registry:
+    from bolly_ray.registry import default_registry
+
+    return default_registry()
+
+
+def _guard(call: Callable[[], T]) -> T:
+    """Run `call`, turning user-facing errors into one-line messages and an exit code."""
+    try:
+        return call()
+    except BollyRayError as err:
+        fail(str(err), err.exit_code)
+    except KeyboardInterrupt:
+        fail("interrupted; rerun the same command to resume", 130)
+
+
+def _outcome_json(outcome: JobOutcome) -> dict[str, object]:
+    return {"job_id": outcome.job_id, "job_dir": str(outcome.job_dir),
+            "status": str(outcome.status), "failed_stage": outcome.failed_stage,
+            "error": outcome.error, "stages": outcome.stages}
+
+
+def _resume_command() -> str:
+    args = [a for a in sys.argv[1:] if a not in ("--force",)]
+    return shlex.join(["bolly-ray", *args])
+
+
+def main() -> None:
+    app()

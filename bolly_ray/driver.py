@@ -1,0 +1,247 @@
+"""The driver's side of one job run: plan, cache, publish, record.
+
+A `JobSession` owns a job folder for the length of a run (it holds the lock). It decides
+which stages run and which are cached, hands out `AttemptPlan`s, publishes what attempts
+produced and keeps the manifest up to date. It knows nothing about where attempts execute:
+the local and Ray executors both drive it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bolly_ray.dag import Pipeline, build_pipeline
+from bolly_ray.errors import StageError, UsageError
+from bolly_ray.hashing import cache_key, sha256_artifact, source_fingerprint
+from bolly_ray.job import JobBase, job_json_for_disk
+from bolly_ray.lock import JobLock
+from bolly_ray.manifest import JobStatus, Manifest, StageRecord, StageStatus, now_iso
+from bolly_ray.registry import Registry
+from bolly_ray.spec import SOURCE_ARTIFACT, OptionalStageSettings, StageSpec
+from bolly_ray.store import JobDir, write_atomic
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Selection:
+    only: tuple[str, ...] = ()
+    start: str | None = None
+    force: bool = False
+
+
+@dataclass(frozen=True)
+class AttemptPlan:
+    """What an executor needs to run one stage of one job."""
+
+    job_id: str
+    stage: str
+    spec: StageSpec
+    settings: Any
+    inputs: Mapping[str, Path]
+    job_facts: Mapping[str, Any]
+    key: str
+
+
+@dataclass
+class AttemptOutcome:
+    scratch: Path
+    outputs: dict[str, str]
+    metrics: dict[str, float] = field(default_factory=dict)
+    runner: str = "local"
+    node_id: str | None = None
+    node_ip: str | None = None
+
+
+def job_facts(job: JobBase) -> dict[str, Any]:
+    """Job-level values a stage may declare in `StageSpec.job_fields`."""
+    return {"id": job.id, "name": job.output_name, "title": job.title, "year": job.year,
+            "source_language": job.source_language,
+            "target_languages": list(job.target_languages)}
+
+
+class JobSession:
+    def __init__(self, job: JobBase, registry: Registry, selection: Selection) -> None:
+        self.job = job
+        self.registry = registry
+        self.selection = selection
+        self.dir = JobDir(job.job_dir())
+        self.pipeline: Pipeline = build_pipeline(
+            registry.specs, {SOURCE_ARTIFACT, *job.artifacts})
+        self.selected = self.pipeline.select(selection.only, selection.start)
+        self._lock = JobLock(self.dir.root, job.id)
+        self.manifest = Manifest(job_id=job.id)
+        self._forced = set(self.selected) if selection.force else (
+            {selection.start} | self.pipeline.descendants(selection.start)
+            if selection.start else set())
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def open(self) -> None:
+        self._lock.acquire()
+        try:
+            self._prepare_dir()
+            self._check_upstream_ready()
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def close(self, status: JobStatus) -> None:
+        self.manifest.status = status
+        self._save()
+        self.dir.clear_scratch()
+        self._lock.release()
+
+    def _prepare_dir(self) -> None:
+        self.dir.create()
+        self.dir.clear_scratch()
+        write_atomic(self.dir.root / "job.json", job_json_for_disk(self.job))
+        self.manifest = self.dir.read_manifest(self.job.id)
+        for name in self.pipeline.order:
+            record = self.manifest.stages.setdefault(name, StageRecord())
+            if record.status == StageStatus.RUNNING:  # a crashed run left it mid-flight
+                record.status = StageStatus.PENDING
+        self.manifest.status = JobStatus.RUNNING
+        self._save()
+
+    def _check_upstream_ready(self) -> None:
+        missing = []
+        for stage in self.selected:
+            for artifact in self.pipeline.specs[stage].inputs:
+                producer = self.pipeline.producers.get(artifact)
+                if producer and producer not in self.selected and not self._published(producer):
+                    missing.append(f"{stage} needs {artifact!r} from {producer}, which has no "
+                                   "published output yet")
+        if missing:
+            raise UsageError("cannot run the selected stages:\n  " + "\n  ".join(missing)
+                             + "\n  run those stages first, or run the whole job")
+
+    def _published(self, stage: str) -> bool:
+        record = self.manifest.stages.get(stage)
+        return bool(record and record.status.has_outputs
+                    and all(self.dir.verify(o) for o in record.outputs.values()))
+
+    # -- planning ----------------------------------------------------------------------------
+
+    def record(self, stage: str) -> StageRecord:
+        return self.manifest.stages[stage]
+
+    def is_disabled(self, stage: str) -> bool:
+        settings = self.job.stage_settings(stage)
+        return isinstance(settings, OptionalStageSettings) and not settings.enabled
+
+    def blocked_by(self, stage: str) -> list[str]:
+        """Required inputs that are not available (their producer failed or was skipped)."""
+        spec = self.pipeline.specs[stage]
+        return [a for a in spec.inputs if self._input_path(a) is None]
+
+    def plan(self, stage: str) -> AttemptPlan:
+        spec = self.pipeline.specs[stage]
+        inputs = {a: p for a in spec.all_inputs if (p := self._input_path(a)) is not None}
+        settings = self.job.stage_settings(stage)
+        facts = job_facts(self.job)
+        key = cache_key(
+            stage=stage, version=spec.version, settings=settings.model_dump(mode="json"),
+            job_facts={k: facts[k] for k in spec.job_fields},
+            model_id=self.registry[stage].model_id(settings),
+            inputs={a: self._input_hash(a) for a in inputs})
+        return AttemptPlan(self.job.id, stage, spec, settings, inputs,
+                           {k: facts[k] for k in spec.job_fields}, key)
+
+    def is_cached(self, plan: AttemptPlan) -> bool:
+        if plan.stage in self._forced:
+            return False
+        record = self.record(plan.stage)
+        return (record.key == plan.key and record.status.has_outputs
+                and set(record.outputs) == set(plan.spec.outputs)
+                and all(self.dir.verify(o) for o in record.outputs.values()))
+
+    def _input_path(self, artifact: str) -> Path | None:
+        if artifact == SOURCE_ARTIFACT:
+            return self.job.media
+        if artifact in self.job.artifacts:
+            return self.job.artifacts[artifact]
+        producer = self.pipeline.producers.get(artifact)
+        record = self.manifest.stages.get(producer) if producer else None
+        if record is None or not record.status.has_outputs or artifact not in record.outputs:
+            return None
+        return self.dir.root / record.outputs[artifact].path
+
+    def _input_hash(self, artifact: str) -> str:
+        if artifact == SOURCE_ARTIFACT:
+            return source_fingerprint(self.job.media)
+        if artifact in self.job.artifacts:
+            return sha256_artifact(self.job.artifacts[artifact])[0]
+        producer = self.pipeline.producers[artifact]
+        return self.record(producer).outputs[artifact].sha256
+
+    # -- recording ---------------------------------------------------------------------------
+
+    def mark_running(self, stage: str, attempt: int) -> None:
+        record = self.record(stage)
+        record.status, record.attempts, record.error = StageStatus.RUNNING, attempt, None
+        if attempt == 1:
+            record.started_at = now_iso()
+        self._save()
+
+    def mark_cached(self, stage: str) -> None:
+        self.record(stage).status = StageStatus.CACHED
+        self._save()
+
+    def mark_skipped(self, stage: str, reason: str) -> None:
+        record = self.record(stage)
+        record.status, record.outputs, record.error, record.key = (
+            StageStatus.SKIPPED, {}, reason, None)
+        self._save()
+
+    def mark_failed(self, stage: str, error: str) -> None:
+        record = self.record(stage)
+        record.status, record.error, record.ended_at = StageStatus.FAILED, error, now_iso()
+        record.outputs, record.key = {}, None
+        self._save()
+
+    def publish(self, plan: AttemptPlan, outcome: AttemptOutcome, started: float) -> None:
+        """Move an attempt's outputs into the job folder and record them."""
+        missing = sorted(set(plan.spec.outputs) - set(outcome.outputs))
+        if missing:
+            raise StageError(f"{plan.stage}: the stage did not produce {missing}")
+        record = self.record(plan.stage)
+        folder = self.dir.stage_folder(self.pipeline.number(plan.stage), plan.stage)
+        record.outputs = {
+            artifact: self.dir.publish(outcome.scratch / rel,
+                                       self._destination(plan.spec, artifact, folder, rel))
+            for artifact, rel in outcome.outputs.items() if artifact in plan.spec.outputs}
+        record.status, record.key, record.error = StageStatus.SUCCEEDED, plan.key, None
+        record.ended_at, record.duration_s = now_iso(), round(time.monotonic() - started, 3)
+        record.runner, record.node_id, record.node_ip = (
+            outcome.runner, outcome.node_id, outcome.node_ip)
+        record.metrics = dict(outcome.metrics)
+        self._save()
+
+    @staticmethod
+    def _destination(spec: StageSpec, artifact: str, folder: str, rel: str) -> str:
+        export = spec.exports.get(artifact)
+        if export is None:
+            return f"{folder}/{rel}"
+        if export in (".", ""):
+            return Path(rel).name
+        return export
+
+    def _save(self) -> None:
+        self.manifest.updated_at = now_iso()
+        self.dir.write_manifest(self.manifest)
+
+
+def final_status(session: JobSession, stages: Iterable[str]) -> JobStatus:
+    """Failed when a critical stage failed or could not run; succeeded otherwise."""
+    for stage in stages:
+        record = session.record(stage)
+        critical = session.pipeline.specs[stage].critical
+        if critical and record.status in (StageStatus.FAILED, StageStatus.PENDING):
+            return JobStatus.FAILED
+    return JobStatus.SUCCEEDED

@@ -1,0 +1,132 @@
+"""The stage contract: what a stage declares and what it is handed when it runs.
+
+A stage is a class with a frozen `StageSpec` (artifact names in and out, resources, compute
+kind, locality, failure policy) and a `run(ctx)` method that reads the input files named in
+`ctx.inputs`, writes its outputs into `ctx.out_dir` and returns their file names. GPU stages
+also implement `load_model(settings)`; the executor calls it once per worker and hands the
+model back on every run. Stages never learn whether they run in-process, in a Ray task, in
+an actor or in a container.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from bolly_ray.errors import StageTimeoutError
+
+SOURCE_ARTIFACT = "media"
+"""The artifact every job provides: the source media file."""
+
+
+class ComputeKind(StrEnum):
+    CPU = "cpu"
+    GPU = "gpu"
+
+
+class Locality(StrEnum):
+    ANY = "any"
+    SOURCE = "source"
+
+
+class StageSettings(BaseModel):
+    """Base for every stage's settings model: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class OptionalStageSettings(StageSettings):
+    """Settings of an optional stage, which the job may switch off."""
+
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class Resources:
+    cpus: float = 1.0
+    gpus: float = 0.0
+    memory_mb: int = 1024
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often a transient failure is retried; permanent failures never are."""
+
+    max_attempts: int = 3
+    backoff_s: float = 1.0
+    retry_timeouts: bool = False
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    name: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    settings_model: type[StageSettings] = StageSettings
+    optional_inputs: tuple[str, ...] = ()
+    job_fields: tuple[str, ...] = ()
+    exports: Mapping[str, str] = field(default_factory=dict)
+    resources: Resources = Resources()
+    compute: ComputeKind = ComputeKind.CPU
+    image: str | None = None
+    locality: Locality = Locality.ANY
+    critical: bool = True
+    timeout_s: float = 3600.0
+    retry: RetryPolicy = RetryPolicy()
+    version: str = "1"
+
+    @property
+    def all_inputs(self) -> tuple[str, ...]:
+        return self.inputs + self.optional_inputs
+
+
+@dataclass(frozen=True)
+class StageContext:
+    """Everything one attempt of a stage may see."""
+
+    stage: str
+    settings: StageSettings
+    inputs: Mapping[str, Path]
+    out_dir: Path
+    job: Mapping[str, Any]
+    deadline: float
+    log: logging.Logger
+
+    def remaining_s(self) -> float:
+        """Seconds left before the attempt's timeout; raises once it has passed."""
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise StageTimeoutError(f"{self.stage}: ran past its timeout")
+        return left
+
+
+@dataclass
+class StageResult:
+    """What an attempt produced: artifact name -> path relative to `ctx.out_dir`."""
+
+    outputs: dict[str, str]
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+class Stage:
+    """Base class of every stage implementation."""
+
+    spec: ClassVar[StageSpec]
+
+    def model_id(self, settings: StageSettings) -> str | None:
+        """Identity of the model this run uses (name and revision), part of the cache key."""
+        return None
+
+    def load_model(self, settings: StageSettings) -> Any:
+        """Load what a GPU stage keeps warm across jobs; CPU stages load nothing."""
+        return None
+
+    def run(self, ctx: StageContext, model: Any = None) -> StageResult:
+        raise NotImplementedError

@@ -1,0 +1,109 @@
+"""The job folder on disk: layout, scratch space and atomic publication.
+
+Stages write only into a fresh scratch folder per attempt. Only the driver moves results into
+the job folder, and always the same way: fsync the files, rename into place (atomic on one
+filesystem), fsync the parent folder. A stale or duplicated attempt therefore never leaves
+a half-written file where a published one belongs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+from bolly_ray.hashing import artifact_files, sha256_artifact
+from bolly_ray.manifest import Manifest, OutputRecord
+
+SCRATCH = ".scratch"
+
+
+def fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Write a whole file or nothing: temp file beside it, fsync, rename, fsync folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    with tmp.open("wb") as f:
+        f.write(payload)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_path(path.parent)
+
+
+class JobDir:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.root / "manifest.json"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    def create(self) -> None:
+        self.logs.mkdir(parents=True, exist_ok=True)
+
+    def stage_folder(self, number: int, stage: str) -> str:
+        return f"{number:02d}_{stage}"
+
+    def new_scratch(self, stage: str, attempt: int) -> Path:
+        path = self.root / SCRATCH / f"{stage}-a{attempt}-{uuid.uuid4().hex[:8]}"
+        path.mkdir(parents=True)
+        return path
+
+    def clear_scratch(self) -> None:
+        """Drop leftovers of attempts a crash interrupted (only under the job lock)."""
+        shutil.rmtree(self.root / SCRATCH, ignore_errors=True)
+
+    def read_manifest(self, job_id: str) -> Manifest:
+        if self.manifest_path.exists():
+            return Manifest.read(self.manifest_path)
+        return Manifest(job_id=job_id)
+
+    def write_manifest(self, manifest: Manifest) -> None:
+        write_atomic(self.manifest_path, manifest.to_json())
+
+    def publish(self, source: Path, destination: str) -> OutputRecord:
+        """Move a finished artifact (file or folder) from scratch to `destination`."""
+        target = self.root / destination
+        target.parent.mkdir(parents=True, exist_ok=True)
+        for file in artifact_files(source):
+            fsync_path(file)
+        digest, size = sha256_artifact(source)
+        if source.is_dir():
+            _replace_dir(source, target)
+        else:
+            os.replace(source, target)
+        fsync_path(target.parent)
+        return OutputRecord(path=destination, sha256=digest, bytes=size)
+
+    def verify(self, record: OutputRecord) -> bool:
+        """Whether a published output is still there, unchanged."""
+        path = self.root / record.path
+        if not path.exists():
+            return False
+        return sha256_artifact(path) == (record.sha256, record.bytes)
+
+
+def _replace_dir(source: Path, target: Path) -> None:
+    # Directories cannot be swapped atomically; a crash between the two renames leaves the
+    # target missing, which verification notices, so the stage simply runs again.
+    if target.exists():
+        trash = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
+        os.replace(target, trash)
+        os.replace(source, target)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.replace(source, target)

@@ -1,0 +1,61 @@
+"""The transcript exchanged between speech stages and the subtitle writer.
+
+A transcript is a list of timed segments, each with optional word timings, a speaker label
+and an `is_lyric` flag. It is the one data shape that ASR, alignment, diarization, the
+filters and the subtitle stage agree on, so it lives here as a strict pydantic model that
+every stage validates when it reads a transcript file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class Word(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str
+    start: float = Field(ge=0)
+    end: float = Field(ge=0)
+    speaker: str | None = None
+    confidence: float | None = Field(default=None, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Word:
+        if self.end < self.start:
+            raise ValueError(f"word {self.text!r} ends ({self.end}) before it starts ({self.start})")
+        return self
+
+
+class Segment(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    start: float = Field(ge=0)
+    end: float = Field(ge=0)
+    text: str
+    words: list[Word] = Field(default_factory=list)
+    speaker: str | None = None
+    is_lyric: bool = False
+    confidence: float | None = Field(default=None, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Segment:
+        if self.end < self.start:
+            raise ValueError(f"segment ends ({self.end}) before it starts ({self.start})")
+        return self
+
+
+class Transcript(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    language: str
+    segments: list[Segment] = Field(default_factory=list)
+
+    @classmethod
+    def read(cls, path: Path) -> Transcript:
+        return cls.model_validate_json(path.read_bytes())
+
+    def write(self, path: Path) -> None:
+        path.write_text(self.model_dump_json(indent=2) + "\n", encoding="utf-8")

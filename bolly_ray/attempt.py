@@ -31,7 +31,7 @@ def run_attempt(stage: Stage, plan: AttemptPlan, scratch: Path, model: Any = Non
     try:
         result = future.result(timeout=timeout)
     except concurrent.futures.TimeoutError:
-        raise StageTimeoutError(f"{plan.stage}: ran past its timeout of {timeout:.0f} s") from None
+        raise StageTimeoutError(f"{plan.stage}: ran past its timeout of {timeout:g} s") from None
     finally:
         pool.shutdown(wait=False)
     return AttemptOutcome(scratch=scratch, outputs=dict(result.outputs),

@@ -75,8 +75,8 @@ def build_registry(stage_classes: Iterable[type[Stage]]) -> Registry:
         if found:
             problems += found
         elif cls.spec.name in stages:
-            problems.append(f"{cls.spec.name}: defined twice ({type(stages[cls.spec.name]).__name__}"
-                            f" and {cls.__name__})")
+            first = type(stages[cls.spec.name]).__name__
+            problems.append(f"{cls.spec.name}: defined twice ({first} and {cls.__name__})")
         else:
             stages[cls.spec.name] = cls()
     if problems:

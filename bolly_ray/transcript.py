@@ -25,7 +25,8 @@ class Word(BaseModel):
     @model_validator(mode="after")
     def _ordered(self) -> Word:
         if self.end < self.start:
-            raise ValueError(f"word {self.text!r} ends ({self.end}) before it starts ({self.start})")
+            raise ValueError(f"word {self.text!r} ends ({self.end}) before it starts "
+                             f"({self.start})")
         return self
 
 

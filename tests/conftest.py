@@ -1,0 +1,55 @@
+"""Shared fixtures: hermetic environment, generated media, fake stages, the real CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.media.make_media import MediaCase, build_all
+
+REPO = Path(__file__).resolve().parent.parent
+PLUGIN_SITE = Path(__file__).resolve().parent / "plugin_site"
+BOLLY_RAY = Path(sys.executable).with_name("bolly-ray")
+
+
+@pytest.fixture(autouse=True)
+def _hermetic_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path / "ray"))
+    for secret in ("TMDB_API_KEY", "TMDB_READ_TOKEN", "HF_TOKEN"):
+        monkeypatch.delenv(secret, raising=False)
+
+
+@pytest.fixture(scope="session")
+def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, MediaCase]:
+    cache = os.environ.get("BOLLY_TEST_MEDIA")
+    root = Path(cache) if cache else tmp_path_factory.mktemp("media")
+    return build_all(root)
+
+
+def bolly(*args: str | Path, cwd: Path, plugins: bool = False, timeout: float = 120,
+          env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the installed `bolly-ray` console script for real."""
+    full_env = {**os.environ, **(env or {})}
+    if plugins:
+        full_env["PYTHONPATH"] = os.pathsep.join([str(PLUGIN_SITE), full_env.get("PYTHONPATH", "")])
+    return subprocess.run([str(BOLLY_RAY), *map(str, args)], cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout, env=full_env, check=False)
+
+
+def read_manifest(job_dir: Path) -> dict:
+    return json.loads((job_dir / "manifest.json").read_text())
+
+
+def assert_one_line_error(done: subprocess.CompletedProcess[str], code: int, *needles: str) -> None:
+    assert done.returncode == code, done.stderr
+    assert "Traceback" not in done.stderr and "Traceback" not in done.stdout
+    for needle in needles:
+        assert needle in done.stderr, done.stderr

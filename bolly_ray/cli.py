@@ -132,6 +132,28 @@ def status(
         Console().print(render_manifest(manifest))
 
 
+@app.command()
+def demo(
+    folder: Annotated[Path, typer.Option("--out", help="Where to build the clip and job")] = Path(
+        "bolly-ray-demo"),
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout")] = False,
+) -> None:
+    """Run the pipeline offline on a clip it generates (needs ffmpeg and espeak-ng)."""
+    from bolly_ray.demo import run_demo
+
+    outcome = _guard(lambda: run_demo(folder.resolve(), _registry(), quiet=as_json))
+    if as_json:
+        typer.echo(json.dumps({"jobs": [_outcome_json(outcome)]}))
+    if outcome.status != "succeeded":
+        fail(f"demo failed at {outcome.failed_stage}: {outcome.error}", EXIT_FAILED)
+    if not as_json:
+        files = sorted(p for p in outcome.job_dir.rglob("*") if p.is_file()
+                       and not p.name.startswith("."))
+        err_console.print(f"[green]demo succeeded[/green]: {outcome.job_dir}")
+        for path in files:
+            err_console.print(f"  {path.relative_to(outcome.job_dir)}", highlight=False)
+
+
 def _registry() -> Registry:
     from bolly_ray.registry import default_registry
 

@@ -17,7 +17,7 @@ import math
 import string
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from itertools import combinations, groupby, pairwise
+from itertools import accumulate, groupby, pairwise
 
 from bolly_ray.transcript import Segment, Transcript
 
@@ -38,7 +38,9 @@ BREAK_BEFORE = frozenset({
 NO_BREAK_AFTER = frozenset({
     "a", "an", "the", "my", "your", "his", "her", "its", "our", "their", "this", "these",
     "those", "to", "of", "in", "on", "at", "for", "with", "from", "by", "into", "and", "but",
-    "or", "not", "very", "i", "we", "you", "he", "she", "they",
+    "or", "not", "very", "i", "we", "you", "he", "she", "they", "about", "without", "over",
+    "under", "through", "between", "against", "during", "towards", "upon", "some", "every",
+    "each",
 })
 # Hindi postpositions and auxiliaries attach to the word before them.
 NO_BREAK_BEFORE = frozenset({
@@ -119,7 +121,7 @@ class _Draft:
 def build_cues(transcript: Transcript, rules: LayoutRules) -> list[Cue]:
     """Timed, laid-out cues for a transcript: sorted, non-empty and never overlapping."""
     runs = _with_labels(list(_runs(transcript)), rules)
-    drafts = _merge_cramped([d for run in runs for d in _split_run(run, rules)], rules)
+    drafts = _merge_cramped([d for run in runs for d in _RunSplitter(run, rules).drafts()], rules)
     return _retime([_to_cue(draft, rules) for draft in drafts], rules)
 
 
@@ -221,46 +223,99 @@ def _line_count(lengths: Sequence[int], width: int) -> int:
     return lines
 
 
-def _layout_lines(words: list[str], rules: LayoutRules) -> tuple[str, ...]:
-    width = rules.max_chars_per_line
-    count = _line_count([len(w) for w in words], width)
-    layouts = (_cut(words, cuts) for cuts in combinations(range(1, len(words)), count - 1))
-    valid = (lines for lines in layouts if all(_fits_line(line, width) for line in lines))
-    best = min(valid, key=lambda lines: _layout_cost(lines, width))
-    return tuple(" ".join(line) for line in best)
+def _penalties(texts: Sequence[str]) -> list[float]:
+    """Entry i: the cost of a line or cue break just before word i (entry 0 is unused)."""
+    return [0.0, *(_break_penalty(a, b) for a, b in pairwise(texts))]
 
 
-def _cut(words: list[str], cuts: tuple[int, ...]) -> list[list[str]]:
-    bounds = (0, *cuts, len(words))
-    return [words[a:b] for a, b in pairwise(bounds)]
+def _best_cuts(lengths: Sequence[int], penalties: Sequence[float], width: int
+               ) -> tuple[float, tuple[int, ...]]:
+    """The cheapest valid layout with the fewest lines: (cost, indexes of words opening lines)."""
+    count = _line_count(lengths, width)
+    offsets = list(accumulate((n + 1 for n in lengths), initial=0))
+    return min((_layout_cost(cuts, offsets, penalties, width), cuts)
+               for cuts in _valid_cuts(offsets, 0, count, width))
 
 
-def _fits_line(line: list[str], width: int) -> bool:
-    return len(line) == 1 or len(" ".join(line)) <= width
+def _valid_cuts(offsets: list[int], first: int, lines: int, width: int
+                ) -> Iterator[tuple[int, ...]]:
+    """Line starts after word `first` that give `lines` lines, each fitting the width."""
+    last = len(offsets) - 1
+    if lines == 1:
+        if _line_fits(offsets, first, last, width):
+            yield ()
+        return
+    for cut in range(first + 1, last - lines + 2):
+        if not _line_fits(offsets, first, cut, width):
+            break  # longer lines fit no better
+        for rest in _valid_cuts(offsets, cut, lines - 1, width):
+            yield (cut, *rest)
 
 
-def _layout_cost(lines: list[list[str]], width: int) -> float:
-    lengths = [len(" ".join(line)) for line in lines]
-    breaks = sum(_break_penalty(upper[-1], lower[0]) for upper, lower in pairwise(lines))
+def _line_fits(offsets: list[int], first: int, end: int, width: int) -> bool:
+    return end - first == 1 or offsets[end] - offsets[first] - 1 <= width
+
+
+def _layout_cost(cuts: tuple[int, ...], offsets: list[int], penalties: Sequence[float],
+                 width: int) -> float:
+    bounds = (0, *cuts, len(offsets) - 1)
+    lengths = [offsets[b] - offsets[a] - 1 for a, b in pairwise(bounds)]
     spread = (max(lengths) - min(lengths)) / width
     top_heavy = sum(max(0, upper - lower) for upper, lower in pairwise(lengths)) / width
-    return breaks + 4 * spread + 6 * top_heavy
+    return sum(penalties[c] for c in cuts) + 4 * spread + 6 * top_heavy
 
 
 # --- splitting runs into cues ----------------------------------------------------------------
 
-def _split_run(run: _Run, rules: LayoutRules) -> list[_Draft]:
-    """Cut a run into cues with the least total penalty (dynamic programming over cut points)."""
-    size = len(run.tokens)
-    best: list[tuple[float, int]] = [(0.0, 0)] + [(math.inf, 0)] * size
-    for end in range(1, size + 1):
-        for start in range(end - 1, -1, -1):
-            if start < end - 1 and not _chunk_fits(run, start, end, rules):
-                break  # a longer chunk fits no better
-            cost = best[start][0] + _chunk_cost(run, start, end, rules)
-            if cost < best[end][0]:
-                best[end] = (cost, start)
-    return _drafts(run, _cut_points(best, size))
+class _RunSplitter:
+    """Cuts one run into cues with the least total penalty (dynamic programming over cuts)."""
+
+    def __init__(self, run: _Run, rules: LayoutRules) -> None:
+        self.run, self.rules = run, rules
+        self.texts = [token.text for token in run.tokens]
+        self.penalties = _penalties(self.texts)
+
+    def drafts(self) -> list[_Draft]:
+        size, run = len(self.texts), self.run
+        best: list[tuple[float, int]] = [(0.0, 0)] + [(math.inf, 0)] * size
+        for end in range(1, size + 1):
+            for start in range(end - 1, -1, -1):
+                lengths = self._lengths(start, end)
+                lines = _line_count(lengths, self.rules.max_chars_per_line)
+                if lines > self.rules.max_lines and start < end - 1:
+                    break  # a longer cue fits no better
+                cost = best[start][0] + self._cost(start, end, lengths, lines)
+                best[end] = min(best[end], (cost, start))
+        points = _cut_points(best, size)
+        return [_Draft(run.tokens[a:b], run.speaker, run.is_lyric,
+                       run.label if a == 0 else None, opens_run=a == 0)
+                for a, b in pairwise(points)]
+
+    def _lengths(self, start: int, end: int) -> list[int]:
+        label = self.run.label if start == 0 else None
+        prefix, suffix = _affixes(self.run.is_lyric, label, self.rules)
+        lengths = [len(text) for text in self.texts[start:end]]
+        lengths[0] += len(prefix)
+        lengths[-1] += len(suffix)
+        return lengths
+
+    def _cost(self, start: int, end: int, lengths: list[int], lines: int) -> float:
+        rules, tokens = self.rules, self.run.tokens
+        last = end == len(tokens)
+        boundary = 0.0 if last else 3 * self.penalties[end]
+        chars = sum(lengths) + len(lengths) - 1
+        fill = min(chars / (rules.max_lines * rules.max_chars_per_line), 1.0)
+        duration = tokens[end - 1].end - tokens[start].start
+        return (CUE_COST + boundary + 4 * (1 - fill) ** 2
+                + _timing_cost(duration, chars, last, rules)
+                + self._layout_cost(start, end, lengths, lines))
+
+    def _layout_cost(self, start: int, end: int, lengths: list[int], lines: int) -> float:
+        # trying every 3-line layout of every candidate cue is too slow; the final cues get it
+        if lines > 2:
+            return 0.0
+        penalties = self.penalties[start:end]
+        return _best_cuts(lengths, penalties, self.rules.max_chars_per_line)[0]
 
 
 def _cut_points(best: list[tuple[float, int]], size: int) -> list[int]:
@@ -269,33 +324,6 @@ def _cut_points(best: list[tuple[float, int]], size: int) -> list[int]:
         end = best[end][1]
         points.append(end)
     return points[::-1]
-
-
-def _drafts(run: _Run, points: list[int]) -> list[_Draft]:
-    return [_Draft(run.tokens[a:b], run.speaker, run.is_lyric, run.label if a == 0 else None,
-                   a == 0)
-            for a, b in pairwise(points)]
-
-
-def _chunk_words(run: _Run, start: int, end: int, rules: LayoutRules) -> list[str]:
-    label = run.label if start == 0 else None
-    prefix, suffix = _affixes(run.is_lyric, label, rules)
-    return _decorated([t.text for t in run.tokens[start:end]], prefix, suffix)
-
-
-def _chunk_fits(run: _Run, start: int, end: int, rules: LayoutRules) -> bool:
-    lengths = [len(w) for w in _chunk_words(run, start, end, rules)]
-    return _line_count(lengths, rules.max_chars_per_line) <= rules.max_lines
-
-
-def _chunk_cost(run: _Run, start: int, end: int, rules: LayoutRules) -> float:
-    tokens = run.tokens
-    last = end == len(tokens)
-    boundary = 0.0 if last else 3 * _break_penalty(tokens[end - 1].text, tokens[end].text)
-    chars = len(" ".join(_chunk_words(run, start, end, rules)))
-    fill = min(chars / (rules.max_lines * rules.max_chars_per_line), 1.0)
-    duration = tokens[end - 1].end - tokens[start].start
-    return CUE_COST + boundary + 4 * (1 - fill) ** 2 + _timing_cost(duration, chars, last, rules)
 
 
 def _timing_cost(duration: float, chars: int, last: bool, rules: LayoutRules) -> float:
@@ -348,7 +376,10 @@ def _needed_s(words: list[str], rules: LayoutRules) -> float:
 
 
 def _to_cue(draft: _Draft, rules: LayoutRules) -> Cue:
-    lines = _layout_lines(_words(draft, rules), rules)
+    words = _words(draft, rules)
+    penalties = _penalties([token.text for token in draft.tokens])
+    _, cuts = _best_cuts([len(w) for w in words], penalties, rules.max_chars_per_line)
+    lines = tuple(" ".join(words[a:b]) for a, b in pairwise((0, *cuts, len(words))))
     return Cue(draft.start, draft.end, lines, draft.is_lyric, draft.speaker)
 
 

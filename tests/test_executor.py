@@ -152,6 +152,7 @@ def test_only_runs_selected_stages_when_upstream_outputs_exist(tmp_path: Path) -
     fakes.CALLS.clear()
     _, manifest = run(tmp_path, fakes.fan_out_fan_in(), Selection(only=("d",), force=True))
     assert fakes.CALLS == ["d"]
+    assert statuses(manifest)["d"] == "succeeded"
 
 
 def test_only_without_upstream_outputs_names_what_is_missing(tmp_path: Path) -> None:

@@ -61,11 +61,11 @@ def test_set_overrides_are_validated_like_the_file(tmp_path: Path, registry) -> 
     assert job.stage_settings("demux").audio_stream == 1
     assert job.stage_settings("mux").enabled is False
     assert job.stage_settings("mux").container == "mp4"
-    with pytest.raises(UsageError, match="stages.mux.container: Input should be 'auto'"):
+    with pytest.raises(UsageError, match=r"stages\.mux\.container: Input should be .auto."):
         load_job(path, registry.specs, ["mux.container=avi"])
     with pytest.raises(UsageError, match="unknown stage 'asrr'"):
         load_job(path, registry.specs, ["asrr.model=base"])
-    with pytest.raises(UsageError, match="expected STAGE.KEY=VALUE"):
+    with pytest.raises(UsageError, match=r"expected STAGE\.KEY=VALUE"):
         load_job(path, registry.specs, ["demux"])
 
 

@@ -13,7 +13,6 @@ public so demos can make a clip whose transcript and timing are known exactly. R
 
 from __future__ import annotations
 
-import array
 import hashlib
 import json
 import os
@@ -28,14 +27,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
+from bolly_ray.synth import make_speech_wav
+
 # Bump whenever a recipe changes, so stale files in a reused out_dir get rebuilt.
 RECIPE_VERSION = 1
 MANIFEST = "cases.json"
-
-SPEECH_RATE = 16_000
-# espeak-ng pads each utterance with ~0.4 s of silence; samples quieter than this are trimmed so
-# the returned sentence timings hug the actual speech.
-TRIM_THRESHOLD = 328  # ~1 % of int16 full scale
 
 VIDEO_SIZE = "320x180"
 VIDEO_FPS = 25
@@ -140,68 +136,6 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-# ----------------------------------------------------------------------------- speech
-
-
-def _speak(sentence: str) -> array.array[int]:
-    """espeak-ng one sentence, resampled to 16 kHz mono int16, silence trimmed at both ends."""
-    with tempfile.TemporaryDirectory(prefix="espeak-") as tmp:
-        raw = Path(tmp) / "s.wav"
-        # Text goes in on stdin so a sentence starting with "-" is never taken as an option.
-        _run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(raw), "--stdin"],
-             stdin=sentence.encode())  # fmt: skip
-        pcm = _ffmpeg("-i", _url(raw), "-ac", "1", "-ar", str(SPEECH_RATE),
-                      "-f", "s16le", "-c:a", "pcm_s16le", "pipe:1")  # fmt: skip
-    samples = array.array("h")
-    samples.frombytes(pcm)
-    if sys.byteorder == "big":
-        samples.byteswap()
-    loud = [i for i, v in enumerate(samples) if abs(v) > TRIM_THRESHOLD]
-    if not loud:
-        raise RuntimeError(f"espeak-ng produced silence for {sentence!r}")
-    return samples[loud[0] : loud[-1] + 1]
-
-
-def make_speech_wav(
-    path: Path,
-    sentences: list[str],
-    gap_s: float = 0.6,
-    *,
-    lead_s: float = 0.0,
-    tail_s: float = 0.0,
-) -> list[tuple[float, float, str]]:
-    """Write a 16 kHz mono 16-bit WAV of espeak-ng (en-us, 150 wpm) saying `sentences`.
-
-    Each sentence is trimmed of espeak's own leading/trailing silence, then the sentences are
-    joined with `gap_s` seconds of digital silence between them, after `lead_s` seconds of
-    silence and followed by `tail_s` seconds of silence.
-
-    Returns one (start_s, end_s, text) per sentence: the exact span of that sentence's samples
-    in the written file (sample index / 16000). The output is deterministic.
-    """
-
-    def silence(seconds: float) -> array.array[int]:
-        return array.array("h", bytes(2 * round(seconds * SPEECH_RATE)))
-
-    joined = silence(lead_s)
-    spans: list[tuple[float, float, str]] = []
-    for i, text in enumerate(sentences):
-        if i:
-            joined.extend(silence(gap_s))
-        start = len(joined)
-        joined.extend(_speak(text))
-        spans.append((start / SPEECH_RATE, len(joined) / SPEECH_RATE, text))
-    joined.extend(silence(tail_s))
-    if sys.byteorder == "big":
-        joined.byteswap()
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(SPEECH_RATE)
-        out.writeframes(joined.tobytes())
-    return spans
 
 
 def _wav_seconds(path: Path) -> float:

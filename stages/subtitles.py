@@ -1,0 +1,168 @@
+"""subtitles: the final transcript as SRT, WebVTT and ASS files, laid out to house standards.
+
+The stage reads the transcript artifact, lets `subtitle_layout.build_cues` cut it into cues
+(line length, line count, reading speed, duration and gap limits, ♪ around lyrics, optional
+speaker labels) and writes one file per requested format into `subtitles/` as
+`<name>.<lang>.<ext>`, all through one pysubs2 document: ASS gets a 1920x1080 script with a
+Default and a Lyrics style, SRT and VTT get lyric italics as `<i>` tags. Cue times sit on a
+centisecond grid, so all three formats carry identical timings, and output is byte-identical
+for the same input and settings.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import pysubs2
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from bolly_ray.errors import StageError
+from bolly_ray.spec import Resources, Stage, StageContext, StageResult, StageSettings, StageSpec
+from bolly_ray.stages.subtitle_layout import Cue, LayoutRules, build_cues
+from bolly_ray.transcript import Transcript
+
+SubtitleFormat = Literal["srt", "vtt", "ass"]
+OUTPUT_DIR = "subtitles"
+PLAY_RES = (1920, 1080)
+LANGUAGE_CODE = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})?")  # as in the job file
+# Braces and backslashes open override tags in ASS, and pysubs2 reads SRT/VTT text the same way.
+ASS_SAFE = str.maketrans({"{": "(", "}": ")", "\\": "/"})
+
+
+class SubtitleSettings(StageSettings):
+    max_chars_per_line: int = Field(
+        default=42, ge=16, le=100, description="Most characters on one line, labels and ♪ included")
+    max_lines: int = Field(default=2, ge=1, le=3, description="Most lines in one cue")
+    max_cps: float = Field(
+        default=17.0, ge=5.0, le=60.0,
+        description="Highest reading speed, characters (spaces included) per second")
+    min_duration_s: float = Field(
+        default=5 / 6, ge=0.1, le=10.0, description="Shortest time a cue stays up, when time allows")
+    max_duration_s: float = Field(
+        default=7.0, ge=1.0, le=20.0, description="Longest time a cue stays up")
+    min_gap_frames: int = Field(
+        default=2, ge=0, le=50, description="Frames of blank screen between consecutive cues")
+    frame_rate: float = Field(
+        default=25.0, ge=10.0, le=120.0, description="Frame rate the gap is counted in")
+    speaker_labels: bool = Field(
+        default=False, description="Prefix [SPEAKER] whenever the speaker changes")
+    lyric_marker: str = Field(
+        default="♪", max_length=4, pattern=r"^[^\s{}\\\[\]]*$",
+        description="Mark set around sung lines; empty for none")
+    italic_lyrics: bool = Field(default=True, description="Show sung lines in italics (SRT, ASS)")
+    formats: list[SubtitleFormat] = Field(
+        default_factory=lambda: ["srt", "vtt", "ass"], min_length=1,
+        description="Files to write")
+    font_name: str = Field(default="Arial", min_length=1, description="ASS font")
+    font_size: int = Field(default=48, ge=8, le=200, description="ASS font size at 1080 lines")
+    outline: float = Field(default=2.0, ge=0.0, le=10.0, description="ASS outline width")
+    margin_v: int = Field(default=40, ge=0, le=500, description="ASS bottom margin in pixels")
+
+    @field_validator("formats")
+    @classmethod
+    def _unique(cls, value: list[SubtitleFormat]) -> list[SubtitleFormat]:
+        return list(dict.fromkeys(value))
+
+    @model_validator(mode="after")
+    def _durations(self) -> SubtitleSettings:
+        if self.min_duration_s > self.max_duration_s:
+            raise ValueError(f"min_duration_s ({self.min_duration_s}) is above "
+                             f"max_duration_s ({self.max_duration_s})")
+        return self
+
+    def layout_rules(self) -> LayoutRules:
+        return LayoutRules(
+            max_chars_per_line=self.max_chars_per_line, max_lines=self.max_lines,
+            max_cps=self.max_cps, min_duration_s=self.min_duration_s,
+            max_duration_s=self.max_duration_s, min_gap_frames=self.min_gap_frames,
+            frame_rate=self.frame_rate, speaker_labels=self.speaker_labels,
+            lyric_marker=self.lyric_marker)
+
+
+class SubtitlesStage(Stage):
+    spec = StageSpec(
+        name="subtitles",
+        inputs=("transcript",),
+        outputs=("subtitles",),
+        settings_model=SubtitleSettings,
+        job_fields=("name", "source_language"),
+        exports={"subtitles": "subtitles"},
+        resources=Resources(cpus=1, memory_mb=512),
+        version="1",
+    )
+
+    def run(self, ctx: StageContext, model: Any = None) -> StageResult:
+        settings = ctx.settings
+        assert isinstance(settings, SubtitleSettings)
+        transcript = read_transcript(ctx.inputs["transcript"])
+        cues = build_cues(transcript, settings.layout_rules())
+        name = ctx.job["name"]
+        language = transcript_language(transcript, ctx.job.get("source_language"))
+        document = subtitle_document(cues, settings, title=name)
+        out = ctx.out_dir / OUTPUT_DIR
+        out.mkdir(parents=True, exist_ok=True)
+        for fmt in settings.formats:
+            text = document.to_string(fmt)
+            (out / f"{name}.{language}.{fmt}").write_text(text, encoding="utf-8", newline="\n")
+        ctx.log.info("subtitles: %d cues in %s", len(cues), ", ".join(settings.formats))
+        return StageResult(outputs={"subtitles": OUTPUT_DIR}, metrics={"cues": len(cues)})
+
+
+def read_transcript(path: Path) -> Transcript:
+    """The transcript at `path`, or a one-line `StageError` naming the file and the problem."""
+    try:
+        return Transcript.read(path)
+    except ValidationError as error:
+        raise StageError(f"{path}: not a valid transcript: {_first_problem(error)}") from None
+    except OSError as error:
+        raise StageError(f"{path}: cannot read the transcript: {error}") from None
+
+
+def _first_problem(error: ValidationError) -> str:
+    problems = error.errors()
+    first = problems[0]
+    where = ".".join(str(part) for part in first["loc"]) or "file"
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return " ".join(f"{where}: {first['msg']}{more}".split())
+
+
+def transcript_language(transcript: Transcript, fallback: str | None) -> str:
+    """The file-name language: the transcript's own, else the job's source language."""
+    language = transcript.language.strip() or fallback or ""
+    if not LANGUAGE_CODE.fullmatch(language):
+        raise StageError(f"transcript language {language!r} is not a language code (hi, en, ...)")
+    return language
+
+
+def subtitle_document(cues: list[Cue], settings: SubtitleSettings, title: str) -> pysubs2.SSAFile:
+    """One pysubs2 document that every output format is written from."""
+    document = pysubs2.SSAFile()
+    document.info = {
+        "Title": title,
+        "ScriptType": "v4.00+",
+        "WrapStyle": "2",  # lines are already broken; the renderer must not re-wrap them
+        "ScaledBorderAndShadow": "yes",
+        "YCbCr Matrix": "TV.709",
+        "PlayResX": str(PLAY_RES[0]),
+        "PlayResY": str(PLAY_RES[1]),
+    }
+    document.styles = {"Default": _style(settings, italic=False),
+                       "Lyrics": _style(settings, italic=settings.italic_lyrics)}
+    document.events = [_event(cue) for cue in cues]
+    return document
+
+
+def _style(settings: SubtitleSettings, italic: bool) -> pysubs2.SSAStyle:
+    return pysubs2.SSAStyle(
+        fontname=settings.font_name, fontsize=float(settings.font_size), italic=italic,
+        outline=settings.outline, shadow=0.0, marginv=settings.margin_v,
+        alignment=pysubs2.Alignment.BOTTOM_CENTER)
+
+
+def _event(cue: Cue) -> pysubs2.SSAEvent:
+    return pysubs2.SSAEvent(
+        start=round(cue.start * 1000), end=round(cue.end * 1000),
+        text=r"\N".join(line.translate(ASS_SAFE) for line in cue.lines),
+        style="Lyrics" if cue.is_lyric else "Default", name=cue.speaker or "")

@@ -1,0 +1,110 @@
+"""mux through the real CLI and ffmpeg: soft tracks, language tags, streams copied as-is."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pysubs2
+import pytest
+
+from tests.conftest import bolly, read_manifest
+from tests.media.make_media import MediaCase
+
+
+def subtitle_folder(root: Path, fmt: str = "srt") -> Path:
+    folder = root / "subs"
+    folder.mkdir(parents=True, exist_ok=True)
+    for lang, text in (("hi", "नमस्ते, राज"), ("en", "Hello, Raj")):
+        subs = pysubs2.SSAFile()
+        subs.append(pysubs2.SSAEvent(start=500, end=2500, text=text))
+        subs.save(str(folder / f"film.{lang}.{fmt}"), format_=fmt)
+    return folder
+
+
+def run_mux(case: MediaCase, root: Path, *sets: str) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    job_file = root / "job.json"
+    job_file.write_text(json.dumps({
+        "id": "film", "media": str(case.path), "name": "film", "user": "u",
+        "created": "2026-11-29", "target_languages": ["en", "hi"],
+        "out_root": str(root / "out"), "artifacts": {"subtitles": str(subtitle_folder(root))}}))
+    flags = [arg for s in sets for arg in ("--set", s)]
+    done = bolly("run", job_file, "--only", "mux", *flags, cwd=root)
+    assert done.returncode == 0, done.stderr
+    job_dir = root / "out/2026/11/29/u/film"
+    return job_dir / read_manifest(job_dir)["stages"]["mux"]["outputs"]["video"]["path"]
+
+
+def streams(path: Path) -> list[dict]:
+    out = subprocess.run(["ffprobe", "-v", "error", "-print_format", "json", "-show_streams",
+                          f"file:{path}"], capture_output=True, check=True, text=True).stdout
+    return json.loads(out)["streams"]
+
+
+def packet_hashes(path: Path, selector: str) -> list[str]:
+    """(size, md5) of every packet: equal lists mean the stream was copied, not re-encoded."""
+    lines = subprocess.run(["ffmpeg", "-v", "error", "-i", f"file:{path}", "-map", selector,
+                            "-c", "copy", "-f", "framemd5", "-"], capture_output=True,
+                           check=True, text=True).stdout.splitlines()
+    packets = [",".join(field.strip() for field in line.split(",")[-2:])
+               for line in lines if line and not line.startswith("#")]
+    assert packets
+    return packets
+
+
+def test_mkv_gets_tagged_tracks_and_copied_streams(media: dict[str, MediaCase],
+                                                   tmp_path: Path) -> None:
+    case = media["mkv_two_audio"]
+    out = run_mux(case, tmp_path)
+    assert out.name == "film.subtitled.mkv" and out.parent.name == "film"
+    found = streams(out)
+    subs = [s for s in found if s["codec_type"] == "subtitle"]
+    assert [s["codec_name"] for s in subs] == ["subrip", "subrip"]
+    assert [(s["tags"]["language"], s["tags"]["title"]) for s in subs] == [
+        ("eng", "English"), ("hin", "Hindi")]
+    assert [s["disposition"]["default"] for s in subs] == [1, 0]
+    assert [s["tags"].get("language") for s in found if s["codec_type"] == "audio"] == [
+        "hin", "eng"]
+    for selector in ("0:v:0", "0:a:0", "0:a:1"):
+        assert packet_hashes(out, selector) == packet_hashes(case.path, selector)
+
+
+def test_mp4_gets_mov_text_tracks(media: dict[str, MediaCase], tmp_path: Path) -> None:
+    case = media["mp4_aac"]
+    out = run_mux(case, tmp_path)
+    assert out.suffix == ".mp4"
+    subs = [s for s in streams(out) if s["codec_type"] == "subtitle"]
+    assert [s["codec_name"] for s in subs] == ["mov_text", "mov_text"]
+    assert sorted(s["tags"]["language"] for s in subs) == ["eng", "hin"]
+    assert packet_hashes(out, "0:v:0") == packet_hashes(case.path, "0:v:0")
+
+
+@pytest.mark.parametrize("container", ["mkv", "mp4"])
+def test_mux_output_is_byte_identical_across_runs(container: str, media: dict[str, MediaCase],
+                                                  tmp_path: Path) -> None:
+    first = run_mux(media["mp4_aac"], tmp_path / "a", f"mux.container={container}")
+    second = run_mux(media["mp4_aac"], tmp_path / "b", f"mux.container={container}")
+    assert first.read_bytes() == second.read_bytes()
+
+
+def test_hostile_file_name_runs_through_demux_and_mux_without_side_effects(
+        media: dict[str, MediaCase], tmp_path: Path) -> None:
+    case = media["hostile_name"]
+    work = tmp_path / "work"
+    work.mkdir()
+    job_file = work / "job.json"
+    done = bolly("prepare", case.path, "-o", job_file, "--out-root", work / "out",
+                 "--target-language", "en", cwd=work)
+    assert done.returncode == 0, done.stderr
+    data = json.loads(job_file.read_text())
+    assert data["media"] == str(case.path) and data["id"].startswith("it-s-a-film-touch-PWNED")
+    data["artifacts"] = {"subtitles": str(subtitle_folder(work))}
+    job_file.write_text(json.dumps(data))
+    done = bolly("run", job_file, "--only", "demux,mux", cwd=work)
+    assert done.returncode == 0, done.stderr
+    [out] = (work / "out").rglob("*.subtitled.mkv")
+    assert len([s for s in streams(out) if s["codec_type"] == "subtitle"]) == 2
+    assert not list(tmp_path.rglob("PWNED")) and not list(case.path.parent.rglob("PWNED"))
+    assert not Path("PWNED").exists() and not (Path.home() / "PWNED").exists()

@@ -1,0 +1,116 @@
+"""Crash and concurrency through the real CLI: SIGKILL mid-stage, then resume; a second
+concurrent run of the same job is refused. Uses the `slowcopy` plugin stage, which pauses
+halfway through writing its output."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from tests.conftest import BOLLY_RAY, PLUGIN_SITE, assert_one_line_error, bolly, read_manifest
+from tests.media.make_media import MediaCase
+
+
+def make_job(media: MediaCase, root: Path, pause_s: float) -> Path:
+    job_file = root / "job.json"
+    job_file.write_text(json.dumps({
+        "id": "film", "media": str(media.path), "user": "tester", "created": "2026-11-29",
+        "out_root": str(root / "out"), "stages": {"slowcopy": {"pause_s": pause_s}}}))
+    return job_file
+
+
+def job_dir(root: Path) -> Path:
+    return root / "out" / "2026" / "11" / "29" / "tester" / "film"
+
+
+def start_run(job_file: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(PLUGIN_SITE)}
+    return subprocess.Popen([str(BOLLY_RAY), "run", str(job_file), "--only", "demux,slowcopy"],
+                            cwd=job_file.parent, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def wait_until_running(folder: Path, stage: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if read_manifest(folder)["stages"][stage]["status"] == "running":
+                return
+        except (FileNotFoundError, KeyError, json.JSONDecodeError):
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"{stage} never started")
+
+
+def published(folder: Path) -> dict[str, bytes]:
+    manifest = read_manifest(folder)
+    return {f"{stage}.{name}": (folder / out["path"]).read_bytes()
+            for stage, record in manifest["stages"].items()
+            for name, out in record["outputs"].items()}
+
+
+def test_sigkill_mid_stage_then_rerun_gives_identical_outputs(
+        media: dict[str, MediaCase], tmp_path: Path) -> None:
+    case = media["mkv_two_audio"]
+    reference = tmp_path / "reference"
+    reference.mkdir()
+    done = bolly("run", make_job(case, reference, 1.0), "--only", "demux,slowcopy",
+                 cwd=reference, plugins=True)
+    assert done.returncode == 0, done.stderr
+
+    crashed = tmp_path / "crashed"
+    crashed.mkdir()
+    job_file = make_job(case, crashed, 1.0)
+    run = start_run(job_file)
+    wait_until_running(job_dir(crashed), "slowcopy")
+    time.sleep(0.3)  # the stage has written half of its output by now
+    os.kill(run.pid, signal.SIGKILL)
+    run.wait()
+    partial = list((job_dir(crashed) / ".scratch").rglob("copy.wav"))
+    assert partial and partial[0].stat().st_size > 0  # killed with half an output in scratch
+    assert not list(job_dir(crashed).glob("02_slowcopy"))  # ...and nothing published
+
+    done = bolly("run", job_file, "--only", "demux,slowcopy", cwd=crashed, plugins=True)
+    assert done.returncode == 0, done.stderr
+    manifest = read_manifest(job_dir(crashed))
+    assert manifest["stages"]["demux"]["status"] == "cached"
+    assert manifest["stages"]["slowcopy"]["status"] == "succeeded"
+    assert published(job_dir(crashed)) == published(job_dir(reference))
+    assert not (job_dir(crashed) / ".scratch").exists()
+
+
+def test_a_second_concurrent_run_exits_1_with_a_lock_message(
+        media: dict[str, MediaCase], tmp_path: Path) -> None:
+    job_file = make_job(media["mp4_aac"], tmp_path, 3.0)
+    first = start_run(job_file)
+    try:
+        wait_until_running(job_dir(tmp_path), "slowcopy")
+        second = bolly("run", job_file, "--only", "demux,slowcopy", cwd=tmp_path, plugins=True)
+        assert_one_line_error(second, 1, f"job film is already being run by pid {first.pid}")
+    finally:
+        first.wait(timeout=60)
+    assert first.returncode == 0
+    assert read_manifest(job_dir(tmp_path))["status"] == "succeeded"
+
+
+def test_rerun_of_an_unchanged_job_executes_no_stage(media: dict[str, MediaCase],
+                                                     tmp_path: Path) -> None:
+    job_file = make_job(media["webm"], tmp_path, 0.0)
+    first = bolly("run", job_file, "--only", "demux,slowcopy", cwd=tmp_path, plugins=True)
+    assert first.returncode == 0, first.stderr
+    before = read_manifest(job_dir(tmp_path))
+    second = bolly("run", job_file, "--only", "demux,slowcopy", "--json", cwd=tmp_path,
+                   plugins=True)
+    after = read_manifest(job_dir(tmp_path))
+    assert after["stages"]["mux"]["status"] == "pending"  # not selected
+    for stage in ("demux", "slowcopy"):
+        assert after["stages"][stage]["status"] == "cached"
+        assert after["stages"][stage]["ended_at"] == before["stages"][stage]["ended_at"]
+        assert after["stages"][stage]["attempts"] == before["stages"][stage]["attempts"]
+    summary = json.loads(second.stdout)
+    assert summary["jobs"][0]["stages"] == {"demux": "cached", "mux": "pending",
+                                            "slowcopy": "cached"}

@@ -4,11 +4,12 @@ Pure functions, no I/O. Each segment is tokenised (its text is the truth; word t
 used when they match the text word for word, otherwise time is shared out in proportion to
 characters) and cut into speaker runs. A dynamic programme splits each run into cues that fit
 `max_lines` x `max_chars_per_line`, preferring cuts at sentence ends, then clauses, then before
-conjunctions, and avoiding cues longer than `max_duration_s`. Neighbouring runs of one speaker
-that would be cut short merge into one cue. Each cue's lines are chosen among all layouts with
-the fewest lines by break quality and a balanced, bottom-heavy shape. Finally cues are retimed
-on a centisecond grid (exact in SRT, VTT and ASS alike): stretched into following silence for
-minimum duration and reading speed, capped at the maximum, and kept `min_gap_s` apart.
+conjunctions, and avoiding cues longer than `max_duration_s`. A run too brief to read on its
+own joins a close neighbour of the same speaker (never another speaker). Each cue's lines are
+chosen among all layouts with the fewest lines by break quality and a balanced, bottom-heavy
+shape. Finally cues are retimed on a centisecond grid (exact in SRT, VTT and ASS alike):
+stretched into following silence for minimum duration and reading speed, capped at the
+maximum, and kept `min_gap_s` apart.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from bolly_ray.transcript import Segment, Transcript
 SENTENCE_END = (".", "?", "!", "…", "।", "॥")
 CLAUSE_END = (",", ";", ":", "–", "—")
 CLOSING_MARKS = "\"'”’)]»"
+PUNCTUATION = string.punctuation + CLOSING_MARKS + "“‘«¿¡।॥…–—"
 ABBREVIATIONS = frozenset({"mr.", "mrs.", "ms.", "dr.", "st.", "vs.", "prof."})
 # A new line or cue may start with these: conjunctions, prepositions, relative words.
 BREAK_BEFORE = frozenset({
@@ -121,7 +123,8 @@ class _Draft:
 def build_cues(transcript: Transcript, rules: LayoutRules) -> list[Cue]:
     """Timed, laid-out cues for a transcript: sorted, non-empty and never overlapping."""
     runs = _with_labels(list(_runs(transcript)), rules)
-    drafts = _merge_cramped([d for run in runs for d in _RunSplitter(run, rules).drafts()], rules)
+    split = [draft for run in runs for draft in _RunSplitter(run, rules).drafts()]
+    drafts = _merge_brief_runs(split, rules)
     return _retime([_to_cue(draft, rules) for draft in drafts], rules)
 
 
@@ -176,7 +179,7 @@ def _with_labels(runs: list[_Run], rules: LayoutRules) -> list[_Run]:
 # --- line breaking ---------------------------------------------------------------------------
 
 def _bare(word: str) -> str:
-    return word.strip(string.punctuation + CLOSING_MARKS + "“‘«¿¡").lower()
+    return word.strip(PUNCTUATION).lower()
 
 
 def _break_penalty(before: str, after: str) -> float:
@@ -202,14 +205,6 @@ def _affixes(is_lyric: bool, label: str | None, rules: LayoutRules) -> tuple[str
     if is_lyric and rules.lyric_marker:
         return f"{prefix}{rules.lyric_marker} ", f" {rules.lyric_marker}"
     return prefix, ""
-
-
-def _decorated(words: Sequence[str], prefix: str, suffix: str) -> list[str]:
-    """Words with the label/marker glued on, so that they count toward line length."""
-    decorated = list(words)
-    decorated[0] = prefix + decorated[0]
-    decorated[-1] = decorated[-1] + suffix
-    return decorated
 
 
 def _line_count(lengths: Sequence[int], width: int) -> int:
@@ -302,6 +297,7 @@ class _RunSplitter:
     def _cost(self, start: int, end: int, lengths: list[int], lines: int) -> float:
         rules, tokens = self.rules, self.run.tokens
         last = end == len(tokens)
+        # a bad cut between cues hurts more than a bad line break inside one
         boundary = 0.0 if last else 3 * self.penalties[end]
         chars = sum(lengths) + len(lengths) - 1
         fill = min(chars / (rules.max_lines * rules.max_chars_per_line), 1.0)
@@ -337,7 +333,7 @@ def _timing_cost(duration: float, chars: int, last: bool, rules: LayoutRules) ->
 
 # --- merging and timing ----------------------------------------------------------------------
 
-def _merge_cramped(drafts: list[_Draft], rules: LayoutRules) -> list[_Draft]:
+def _merge_brief_runs(drafts: list[_Draft], rules: LayoutRules) -> list[_Draft]:
     """Join a cue with the next run of the same speaker when either is too brief to read alone."""
     merged: list[_Draft] = []
     for draft in drafts:
@@ -357,16 +353,23 @@ def _can_merge(first: _Draft, then: _Draft, rules: LayoutRules) -> bool:
         return False
     cramped = _needed_s(_words(first, rules), rules) > then.start - first.start
     brief = then.end - then.start < rules.min_duration_s
-    prefix, suffix = _affixes(first.is_lyric, first.label, rules)
-    together = _decorated([t.text for t in first.tokens + then.tokens], prefix, suffix)
-    return ((cramped or brief) and then.end - first.start <= rules.max_duration_s
-            and _line_count([len(w) for w in together], rules.max_chars_per_line)
-            <= rules.max_lines)
+    joined = _Draft(first.tokens + then.tokens, first.speaker, first.is_lyric, first.label, True)
+    return ((cramped or brief) and joined.end - joined.start <= rules.max_duration_s
+            and _fits_cue(_words(joined, rules), rules))
+
+
+def _fits_cue(words: list[str], rules: LayoutRules) -> bool:
+    lengths = [len(word) for word in words]
+    return _line_count(lengths, rules.max_chars_per_line) <= rules.max_lines
 
 
 def _words(draft: _Draft, rules: LayoutRules) -> list[str]:
+    """The cue's words with label and lyric marks glued on, so they count toward line length."""
     prefix, suffix = _affixes(draft.is_lyric, draft.label, rules)
-    return _decorated([t.text for t in draft.tokens], prefix, suffix)
+    words = [token.text for token in draft.tokens]
+    words[0] = prefix + words[0]
+    words[-1] = words[-1] + suffix
+    return words
 
 
 def _needed_s(words: list[str], rules: LayoutRules) -> float:

@@ -39,7 +39,8 @@ class SubtitleSettings(StageSettings):
         default=17.0, ge=5.0, le=60.0,
         description="Highest reading speed, characters (spaces included) per second")
     min_duration_s: float = Field(
-        default=5 / 6, ge=0.1, le=10.0, description="Shortest time a cue stays up, when time allows")
+        default=5 / 6, ge=0.1, le=10.0,
+        description="Shortest time a cue stays up, when the next cue leaves room")
     max_duration_s: float = Field(
         default=7.0, ge=1.0, le=20.0, description="Longest time a cue stays up")
     min_gap_frames: int = Field(
@@ -49,7 +50,7 @@ class SubtitleSettings(StageSettings):
     speaker_labels: bool = Field(
         default=False, description="Prefix [SPEAKER] whenever the speaker changes")
     lyric_marker: str = Field(
-        default="♪", max_length=4, pattern=r"^[^\s{}\\\[\]]*$",
+        default="♪", max_length=4, pattern=r"^[^\s{}\\]*$",
         description="Mark set around sung lines; empty for none")
     italic_lyrics: bool = Field(default=True, description="Show sung lines in italics (SRT, ASS)")
     formats: list[SubtitleFormat] = Field(
@@ -117,15 +118,16 @@ def read_transcript(path: Path) -> Transcript:
     except ValidationError as error:
         raise StageError(f"{path}: not a valid transcript: {_first_problem(error)}") from None
     except OSError as error:
-        raise StageError(f"{path}: cannot read the transcript: {error}") from None
+        raise StageError(f"{path}: cannot read the transcript: {error.strerror or error}"
+                         ) from None
 
 
 def _first_problem(error: ValidationError) -> str:
     problems = error.errors()
-    first = problems[0]
-    where = ".".join(str(part) for part in first["loc"]) or "file"
+    where = ".".join(str(part) for part in problems[0]["loc"])
+    message = f"{where}: {problems[0]['msg']}" if where else problems[0]["msg"]
     more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-    return " ".join(f"{where}: {first['msg']}{more}".split())
+    return " ".join(f"{message}{more}".split())
 
 
 def transcript_language(transcript: Transcript, fallback: str | None) -> str:
@@ -165,4 +167,5 @@ def _event(cue: Cue) -> pysubs2.SSAEvent:
     return pysubs2.SSAEvent(
         start=round(cue.start * 1000), end=round(cue.end * 1000),
         text=r"\N".join(line.translate(ASS_SAFE) for line in cue.lines),
-        style="Lyrics" if cue.is_lyric else "Default", name=cue.speaker or "")
+        style="Lyrics" if cue.is_lyric else "Default",
+        name=(cue.speaker or "").replace(",", " "))  # a comma would shift the ASS fields

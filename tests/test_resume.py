@@ -11,15 +11,21 @@ import subprocess
 import time
 from pathlib import Path
 
+from bolly_ray.hashing import artifact_files
+from bolly_ray.transcript import Segment, Transcript
 from tests.conftest import BOLLY_RAY, PLUGIN_SITE, assert_one_line_error, bolly, read_manifest
 from tests.media.make_media import MediaCase
 
 
 def make_job(media: MediaCase, root: Path, pause_s: float) -> Path:
+    transcript = root / "transcript.json"
+    Transcript(language="en", segments=[
+        Segment(start=0.3, end=3.0, text=media.spoken_text)]).write(transcript)
     job_file = root / "job.json"
     job_file.write_text(json.dumps({
         "id": "film", "media": str(media.path), "user": "tester", "created": "2026-11-29",
-        "out_root": str(root / "out"), "stages": {"slowcopy": {"pause_s": pause_s}}}))
+        "out_root": str(root / "out"), "artifacts": {"transcript": str(transcript)},
+        "stages": {"slowcopy": {"pause_s": pause_s}}}))
     return job_file
 
 
@@ -29,7 +35,7 @@ def job_dir(root: Path) -> Path:
 
 def start_run(job_file: Path) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(PLUGIN_SITE)}
-    return subprocess.Popen([str(BOLLY_RAY), "run", str(job_file), "--only", "demux,slowcopy"],
+    return subprocess.Popen([str(BOLLY_RAY), "run", str(job_file)],
                             cwd=job_file.parent, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
@@ -47,10 +53,11 @@ def wait_until_running(folder: Path, stage: str, timeout: float = 60) -> None:
 
 
 def published(folder: Path) -> dict[str, bytes]:
+    """Every published output's bytes (a folder artifact: its files, in order)."""
     manifest = read_manifest(folder)
-    return {f"{stage}.{name}": (folder / out["path"]).read_bytes()
+    return {f"{stage}.{name}": b"".join(f.read_bytes() for f in artifact_files(folder / o["path"]))
             for stage, record in manifest["stages"].items()
-            for name, out in record["outputs"].items()}
+            for name, o in record["outputs"].items()}
 
 
 def test_sigkill_mid_stage_then_rerun_gives_identical_outputs(
@@ -58,8 +65,7 @@ def test_sigkill_mid_stage_then_rerun_gives_identical_outputs(
     case = media["mkv_two_audio"]
     reference = tmp_path / "reference"
     reference.mkdir()
-    done = bolly("run", make_job(case, reference, 1.0), "--only", "demux,slowcopy",
-                 cwd=reference, plugins=True)
+    done = bolly("run", make_job(case, reference, 1.0), cwd=reference, plugins=True)
     assert done.returncode == 0, done.stderr
 
     crashed = tmp_path / "crashed"
@@ -74,12 +80,15 @@ def test_sigkill_mid_stage_then_rerun_gives_identical_outputs(
     assert partial and partial[0].stat().st_size > 0  # killed with half an output in scratch
     assert not list(job_dir(crashed).glob("02_slowcopy"))  # ...and nothing published
 
-    done = bolly("run", job_file, "--only", "demux,slowcopy", cwd=crashed, plugins=True)
+    done = bolly("run", job_file, cwd=crashed, plugins=True)
     assert done.returncode == 0, done.stderr
     manifest = read_manifest(job_dir(crashed))
-    assert manifest["stages"]["demux"]["status"] == "cached"
-    assert manifest["stages"]["slowcopy"]["status"] == "succeeded"
-    assert published(job_dir(crashed)) == published(job_dir(reference))
+    assert {name: r["status"] for name, r in manifest["stages"].items()} == {
+        "demux": "cached", "subtitles": "cached", "mux": "cached", "slowcopy": "succeeded"}
+    outputs = published(job_dir(crashed))
+    assert set(outputs) == {"demux.audio", "demux.media_info", "subtitles.subtitles",
+                            "mux.video", "slowcopy.audio_copy"}
+    assert outputs == published(job_dir(reference))
     assert not (job_dir(crashed) / ".scratch").exists()
 
 
@@ -89,7 +98,7 @@ def test_a_second_concurrent_run_exits_1_with_a_lock_message(
     first = start_run(job_file)
     try:
         wait_until_running(job_dir(tmp_path), "slowcopy")
-        second = bolly("run", job_file, "--only", "demux,slowcopy", cwd=tmp_path, plugins=True)
+        second = bolly("run", job_file, cwd=tmp_path, plugins=True)
         assert_one_line_error(second, 1, f"job film is already being run by pid {first.pid}")
     finally:
         first.wait(timeout=60)
@@ -100,17 +109,17 @@ def test_a_second_concurrent_run_exits_1_with_a_lock_message(
 def test_rerun_of_an_unchanged_job_executes_no_stage(media: dict[str, MediaCase],
                                                      tmp_path: Path) -> None:
     job_file = make_job(media["webm"], tmp_path, 0.0)
-    first = bolly("run", job_file, "--only", "demux,slowcopy", cwd=tmp_path, plugins=True)
+    first = bolly("run", job_file, cwd=tmp_path, plugins=True)
     assert first.returncode == 0, first.stderr
     before = read_manifest(job_dir(tmp_path))
-    second = bolly("run", job_file, "--only", "demux,slowcopy", "--json", cwd=tmp_path,
-                   plugins=True)
+    assert set(before["stages"]) == {"demux", "subtitles", "mux", "slowcopy"}
+    assert {s["status"] for s in before["stages"].values()} == {"succeeded"}
+    second = bolly("run", job_file, "--json", cwd=tmp_path, plugins=True)
     after = read_manifest(job_dir(tmp_path))
-    assert after["stages"]["mux"]["status"] == "pending"  # not selected
-    for stage in ("demux", "slowcopy"):
-        assert after["stages"][stage]["status"] == "cached"
-        assert after["stages"][stage]["ended_at"] == before["stages"][stage]["ended_at"]
-        assert after["stages"][stage]["attempts"] == before["stages"][stage]["attempts"]
+    for stage, record in after["stages"].items():
+        assert record["status"] == "cached"
+        assert record["ended_at"] == before["stages"][stage]["ended_at"]
+        assert record["attempts"] == before["stages"][stage]["attempts"]
     summary = json.loads(second.stdout)
-    assert summary["jobs"][0]["stages"] == {"demux": "cached", "mux": "pending",
-                                            "slowcopy": "cached"}
+    assert summary["jobs"][0]["status"] == "succeeded"
+    assert set(summary["jobs"][0]["stages"].values()) == {"cached"}

@@ -9,11 +9,14 @@ is installed and its model is available offline, the same clip is the place to t
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 from bolly_ray.driver import Selection
 from bolly_ray.events import LoggingObserver, Observers
 from bolly_ray.executors import JobOutcome, LocalExecutor
+from bolly_ray.hashing import sha256_file
 from bolly_ray.job import job_json_for_disk
 from bolly_ray.media import ffmpeg_input, run_tool
 from bolly_ray.prepare import prepare_job
@@ -32,8 +35,25 @@ LINES = (
 
 
 def build_clip(folder: Path) -> tuple[Path, Path]:
-    """A test-card MP4 with the spoken lines, and its exact transcript JSON."""
+    """A test-card MP4 with the spoken lines, and its exact transcript JSON.
+
+    The build is deterministic; files whose bytes did not change are left untouched, so a
+    second demo finds every stage cached.
+    """
     folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".build-") as tmp:
+        video, transcript = _build_clip(Path(tmp))
+        return _keep_or_replace(video, folder), _keep_or_replace(transcript, folder)
+
+
+def _keep_or_replace(fresh: Path, folder: Path) -> Path:
+    target = folder / fresh.name
+    if not (target.is_file() and sha256_file(target) == sha256_file(fresh)):
+        os.replace(fresh, target)
+    return target
+
+
+def _build_clip(folder: Path) -> tuple[Path, Path]:
     wav = folder / "demo-speech.wav"
     spans = make_speech_wav(wav, [text for text, _, _ in LINES], gap_s=0.8, lead_s=0.5,
                             tail_s=1.0)

@@ -1,0 +1,89 @@
+"""The command line as users meet it: exit codes, one-line errors, JSON output, the demo."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pysubs2
+import webvtt
+
+from tests.conftest import assert_one_line_error, bolly
+from tests.media.make_media import MediaCase
+
+
+def test_schema_is_valid_json_with_every_stage(tmp_path: Path) -> None:
+    done = bolly("schema", cwd=tmp_path)
+    assert done.returncode == 0
+    schema = json.loads(done.stdout)
+    stages = schema["$defs"]["StageSettingsByName"]["properties"]
+    assert set(stages) == {"demux", "subtitles", "mux"}
+
+
+def test_prepare_writes_a_job_with_defaults(media: dict[str, MediaCase], tmp_path: Path) -> None:
+    done = bolly("prepare", media["mp4_aac"].path, "--title", "Sholay", "--year", "1975",
+                 "--target-language", "en", "--target-language", "hi", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    [job_file] = tmp_path.glob("*.job.json")
+    job = json.loads(job_file.read_text())
+    assert job["id"].startswith("mp4_aac-") and job["media"] == str(media["mp4_aac"].path)
+    assert (job["title"], job["year"], job["target_languages"]) == ("Sholay", 1975, ["en", "hi"])
+    assert job["stages"]["subtitles"]["max_chars_per_line"] == 42
+    again = bolly("prepare", media["mp4_aac"].path, "-o", tmp_path / "again.json", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert json.loads((tmp_path / "again.json").read_text())["id"] == job["id"]
+
+
+def test_invalid_job_file_exits_2_with_one_line_per_problem(tmp_path: Path) -> None:
+    job_file = tmp_path / "job.json"
+    job_file.write_text(json.dumps({"id": "x", "media": "f.mkv", "year": 1200,
+                                    "stages": {"subtitles": {"max_lines": 0, "colour": 1}}}))
+    done = bolly("run", job_file, cwd=tmp_path)
+    assert_one_line_error(done, 2, "year: Input should be greater than or equal to 1888",
+                          "stages.subtitles.max_lines: Input should be greater than or equal",
+                          "stages.subtitles.colour: Extra inputs are not permitted")
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_job_file_and_bad_flags_exit_2(tmp_path: Path) -> None:
+    assert_one_line_error(bolly("run", tmp_path / "nope.json", cwd=tmp_path), 2,
+                          "nope.json: no such job file")
+    job_file = tmp_path / "job.json"
+    job_file.write_text(json.dumps({"id": "x", "media": "f.mkv"}))
+    assert_one_line_error(bolly("run", job_file, "--only", "asr", cwd=tmp_path), 2,
+                          "unknown stages: asr (stages: demux, subtitles, mux)")
+    assert_one_line_error(bolly("run", job_file, "--set", "subtitles.max_cps=fast",
+                                cwd=tmp_path), 2, "stages.subtitles.max_cps: Input should be")
+    assert_one_line_error(bolly("run", job_file, cwd=tmp_path), 2,
+                          "subtitles: input 'transcript' is produced by no stage and not "
+                          "provided by the job")
+    assert not (tmp_path / "out").exists()
+
+
+def test_status_reads_the_manifest_as_table_and_json(tmp_path: Path) -> None:
+    demo = bolly("demo", "--out", tmp_path / "demo", "--json", cwd=tmp_path)
+    job_dir = Path(json.loads(demo.stdout)["jobs"][0]["job_dir"])
+    table = bolly("status", job_dir, cwd=tmp_path)
+    assert table.returncode == 0
+    assert "job demo: succeeded" in table.stdout and "subtitles" in table.stdout
+    as_json = json.loads(bolly("status", tmp_path / "demo" / "demo.job.json", "--json",
+                               cwd=tmp_path).stdout)
+    assert as_json["stages"]["mux"]["status"] == "succeeded"
+    assert_one_line_error(bolly("status", tmp_path, cwd=tmp_path), 2, "no manifest")
+
+
+def test_demo_runs_end_to_end_offline(tmp_path: Path) -> None:
+    done = bolly("demo", "--out", tmp_path / "demo", "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    [job] = json.loads(done.stdout)["jobs"]
+    assert job["status"] == "succeeded"
+    assert job["stages"] == {"demux": "succeeded", "subtitles": "succeeded", "mux": "succeeded"}
+    job_dir = Path(job["job_dir"])
+    srt = pysubs2.load(str(job_dir / "subtitles" / "demo.en.srt"))
+    text = " ".join(e.plaintext for e in srt).replace("\n", " ")
+    assert "Raj, the train" in text and "♪ Tujhe dekha" in text
+    assert len(webvtt.read(str(job_dir / "subtitles" / "demo.en.vtt"))) == len(srt)
+    assert (job_dir / "demo.subtitled.mp4").stat().st_size > 0
+    again = bolly("demo", "--out", tmp_path / "demo", "--json", cwd=tmp_path)
+    stages = json.loads(again.stdout)["jobs"][0]["stages"]
+    assert set(stages.values()) == {"cached"}  # the clip is rebuilt byte-identical

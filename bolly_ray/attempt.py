@@ -1,22 +1,23 @@
 """Running one attempt of one stage, wherever that happens.
 
 The same function serves the local executor, a Ray task and a Ray actor: it builds the
-`StageContext`, runs the stage in a worker thread so that a timeout can be enforced, and
+`StageContext`, runs the stage in a daemon thread so that a timeout can be enforced, and
 turns the stage's result into an `AttemptOutcome`. An attempt that runs past its timeout is
-abandoned; it can only ever write into its own scratch folder, which nobody publishes.
+abandoned (a daemon thread never holds the process open); it can only ever write into its
+own scratch folder, which nobody publishes.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import logging
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from bolly_ray.driver import AttemptOutcome, AttemptPlan
 from bolly_ray.errors import StageTimeoutError
-from bolly_ray.spec import Stage, StageContext
+from bolly_ray.spec import Stage, StageContext, StageResult
 
 
 def run_attempt(stage: Stage, plan: AttemptPlan, scratch: Path, model: Any = None,
@@ -26,13 +27,26 @@ def run_attempt(stage: Stage, plan: AttemptPlan, scratch: Path, model: Any = Non
                        out_dir=scratch, job=dict(plan.job_facts),
                        deadline=time.monotonic() + timeout,
                        log=logging.getLogger(f"bolly_ray.stage.{plan.stage}"))
-    pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"stage-{plan.stage}")
-    future = pool.submit(stage.run, ctx, model)
-    try:
-        result = future.result(timeout=timeout)
-    except concurrent.futures.TimeoutError:
-        raise StageTimeoutError(f"{plan.stage}: ran past its timeout of {timeout:g} s") from None
-    finally:
-        pool.shutdown(wait=False)
+    result = _run_with_timeout(stage, ctx, model, timeout)
     return AttemptOutcome(scratch=scratch, outputs=dict(result.outputs),
                           metrics=dict(result.metrics), runner=runner)
+
+
+def _run_with_timeout(stage: Stage, ctx: StageContext, model: Any, timeout: float
+                      ) -> StageResult:
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            box["result"] = stage.run(ctx, model)
+        except BaseException as err:  # handed to the caller's thread below
+            box["error"] = err
+
+    thread = threading.Thread(target=work, name=f"stage-{ctx.stage}", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise StageTimeoutError(f"{ctx.stage}: ran past its timeout of {timeout:g} s")
+    if "error" in box:
+        raise box["error"]
+    return box["result"]

@@ -92,6 +92,9 @@ class JobSession:
             raise
 
     def close(self, status: JobStatus) -> None:
+        for record in self.manifest.stages.values():
+            if record.status == StageStatus.RUNNING:  # interrupted (Ctrl-C, a crash)
+                record.status, record.error = StageStatus.PENDING, "interrupted"
         self.manifest.status = status
         self._save()
         self.dir.clear_scratch()
@@ -238,10 +241,12 @@ class JobSession:
 
 
 def final_status(session: JobSession, stages: Iterable[str]) -> JobStatus:
-    """Failed when a critical stage failed or could not run; succeeded otherwise."""
+    """Succeeded when every stage ran (optional ones may have failed) and every critical
+    one has outputs or was skipped; failed otherwise, an interrupted run included."""
+    done = (StageStatus.SUCCEEDED, StageStatus.CACHED, StageStatus.SKIPPED)
     for stage in stages:
-        record = session.record(stage)
-        critical = session.pipeline.specs[stage].critical
-        if critical and record.status in (StageStatus.FAILED, StageStatus.PENDING):
+        status = session.record(stage).status
+        if status in (StageStatus.PENDING, StageStatus.RUNNING) or (
+                session.pipeline.specs[stage].critical and status not in done):
             return JobStatus.FAILED
     return JobStatus.SUCCEEDED

@@ -123,3 +123,23 @@ def test_rerun_of_an_unchanged_job_executes_no_stage(media: dict[str, MediaCase]
     summary = json.loads(second.stdout)
     assert summary["jobs"][0]["status"] == "succeeded"
     assert set(summary["jobs"][0]["stages"].values()) == {"cached"}
+
+
+def test_ctrl_c_stops_cleanly_and_the_same_command_resumes(
+        media: dict[str, MediaCase], tmp_path: Path) -> None:
+    job_file = make_job(media["mp4_aac"], tmp_path, 2.0)
+    run = start_run(job_file)
+    wait_until_running(job_dir(tmp_path), "slowcopy")
+    run.send_signal(signal.SIGINT)
+    _, stderr = run.communicate(timeout=30)
+    assert run.returncode == 130
+    assert "interrupted; rerun the same command to resume" in stderr
+    assert "Traceback" not in stderr
+    manifest = read_manifest(job_dir(tmp_path))
+    assert manifest["status"] == "failed"
+    assert manifest["stages"]["slowcopy"]["status"] == "pending"
+    assert manifest["stages"]["slowcopy"]["error"] == "interrupted"
+    assert not (job_dir(tmp_path) / ".scratch").exists()
+    done = bolly("run", job_file, cwd=tmp_path, plugins=True)
+    assert done.returncode == 0, done.stderr
+    assert read_manifest(job_dir(tmp_path))["stages"]["slowcopy"]["status"] == "succeeded"

@@ -1,0 +1,30 @@
+"""Secrets come from the environment only, and stay masked.
+
+Job files cannot hold secrets (the job model forbids unknown keys and has no secret fields),
+so nothing that writes a job, a manifest or a log can leak one. Stages that need a key (TMDB,
+gated Hugging Face models) receive a `Secrets` object; its values are `SecretStr` and print as
+`**********`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from pydantic import BaseModel, ConfigDict, SecretStr
+
+ENVIRONMENT = {"tmdb_api_key": "TMDB_API_KEY", "tmdb_read_token": "TMDB_READ_TOKEN",
+               "hf_token": "HF_TOKEN"}
+
+
+class Secrets(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tmdb_api_key: SecretStr | None = None
+    tmdb_read_token: SecretStr | None = None
+    hf_token: SecretStr | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Secrets:
+        env = os.environ if environ is None else environ
+        return cls(**{field: env[var] for field, var in ENVIRONMENT.items() if env.get(var)})

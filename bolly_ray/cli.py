@@ -35,9 +35,13 @@ SetOption = Annotated[list[str] | None, typer.Option(
     "--set", help="Override a stage setting: STAGE.KEY=VALUE (repeatable)")]
 
 
+def say(message: str, style: str | None = None) -> None:
+    """A message for people, on stderr; never parsed as markup (paths may hold brackets)."""
+    err_console.print(message, style=style, markup=False, highlight=False, soft_wrap=True)
+
+
 def fail(message: str, code: int) -> NoReturn:
-    err_console.print(f"[red]error:[/red] {message}", highlight=False, markup=True,
-                      soft_wrap=True)
+    say(f"error: {message}", style="red")
     raise typer.Exit(code)
 
 
@@ -86,8 +90,8 @@ def prepare(
               "artifacts": {"transcript": str(transcript.resolve())} if transcript else None}
     job = _guard(lambda: prepare_job(media, _registry(), fields, set_ or []))
     target = output or Path(f"{job.id}.job.json")
-    write_atomic(target, job_json_for_disk(job))
-    err_console.print(f"wrote {target} (job {job.id})", highlight=False)
+    _guard(lambda: write_atomic(target, job_json_for_disk(job)))
+    say(f"wrote {target} (job {job.id})")
 
 
 @app.command()
@@ -110,10 +114,9 @@ def run(
         typer.echo(json.dumps({"jobs": [_outcome_json(o) for o in outcomes]}))
     for outcome in failed:
         where = f" at {outcome.failed_stage}" if outcome.failed_stage else ""
-        err_console.print(f"[red]job {outcome.job_id} failed{where}:[/red] {outcome.error}",
-                          highlight=False)
+        say(f"job {outcome.job_id} failed{where}: {outcome.error}", style="red")
     if failed:
-        err_console.print("resume with: " + _resume_command(), highlight=False)
+        say("resume with: " + _resume_command())
         raise typer.Exit(EXIT_FAILED)
 
 
@@ -149,9 +152,9 @@ def demo(
     if not as_json:
         files = sorted(p for p in outcome.job_dir.rglob("*") if p.is_file()
                        and not p.name.startswith("."))
-        err_console.print(f"[green]demo succeeded[/green]: {outcome.job_dir}")
+        say(f"demo succeeded: {outcome.job_dir}", style="green")
         for path in files:
-            err_console.print(f"  {path.relative_to(outcome.job_dir)}", highlight=False)
+            say(f"  {path.relative_to(outcome.job_dir)}")
 
 
 def _registry() -> Registry:
@@ -166,6 +169,8 @@ def _guard(call: Callable[[], T]) -> T:
         return call()
     except BollyRayError as err:
         fail(str(err), err.exit_code)
+    except OSError as err:  # disk full, permission denied: the user's to fix, not a bug
+        fail(f"{err.filename or ''}: {err.strerror or err}".lstrip(": "), EXIT_FAILED)
     except KeyboardInterrupt:
         fail("interrupted; rerun the same command to resume", 130)
 

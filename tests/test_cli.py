@@ -87,3 +87,15 @@ def test_demo_runs_end_to_end_offline(tmp_path: Path) -> None:
     again = bolly("demo", "--out", tmp_path / "demo", "--json", cwd=tmp_path)
     stages = json.loads(again.stdout)["jobs"][0]["stages"]
     assert set(stages.values()) == {"cached"}  # the clip is rebuilt byte-identical
+
+
+def test_messages_keep_brackets_and_unwritable_outputs_fail_cleanly(
+        media: dict[str, MediaCase], tmp_path: Path) -> None:
+    odd = tmp_path / "[bold]film[red] [1080p].mp4"
+    odd.write_bytes(b"not media at all")
+    done = bolly("prepare", odd, cwd=tmp_path)
+    assert_one_line_error(done, 2, f"{odd}: cannot read media")
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, not a folder")
+    done = bolly("prepare", media["wav_only"].path, "-o", blocker / "job.json", cwd=tmp_path)
+    assert_one_line_error(done, 1, f"{blocker}: File exists")

@@ -76,9 +76,9 @@ class JobSession:
         self.selected = self.pipeline.select(selection.only, selection.start)
         self._lock = JobLock(self.dir.root, job.id)
         self.manifest = Manifest(job_id=job.id)
-        self._forced = set(self.selected) if selection.force else (
-            {selection.start} | self.pipeline.descendants(selection.start)
-            if selection.start else set())
+        self._forced = set(self.selected) if selection.force else set()
+        if selection.start:
+            self._forced |= {selection.start} | self.pipeline.descendants(selection.start)
 
     # -- lifecycle -------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ own scratch folder, which nobody publishes.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 import time
@@ -42,7 +43,9 @@ def _run_with_timeout(stage: Stage, ctx: StageContext, model: Any, timeout: floa
         except BaseException as err:  # handed to the caller's thread below
             box["error"] = err
 
-    thread = threading.Thread(target=work, name=f"stage-{ctx.stage}", daemon=True)
+    context = contextvars.copy_context()  # the job's log file follows the stage's thread
+    thread = threading.Thread(target=context.run, args=(work,), name=f"stage-{ctx.stage}",
+                              daemon=True)
     thread.start()
     thread.join(timeout)
     if thread.is_alive():

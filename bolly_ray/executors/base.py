@@ -1,9 +1,12 @@
-"""The executor template: preflight, run, publish, report.
+"""The executor template: preflight, run, publish, report; and the policy every executor shares.
 
-`Executor.run` validates every job's pipeline before anything starts (all problems of all
-jobs at once), then hands the sessions to a subclass's `_run`. The stage-level policy shared by
-every executor lives here too: skip disabled stages, reuse cached outputs, retry transient
-errors with backoff, fail permanent errors at once, and keep going after optional failures.
+`Executor.run` validates every job before anything starts (all problems of all jobs at once),
+lets the subclass start its backend, then drives all jobs together: a stage starts as soon
+as the stages it reads from have finished, so stages of different jobs (and independent
+stages of one job) overlap wherever the backend has room. The policy lives here once:
+skip disabled stages, reuse cached outputs, retry transient errors with backoff, fail
+permanent errors at once, go on after optional failures, stop a job after a critical one.
+Subclasses only say how an attempt is submitted and how finished attempts are collected.
 """
 
 from __future__ import annotations
@@ -12,26 +15,21 @@ import logging
 import time
 import traceback
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bolly_ray.driver import AttemptOutcome, AttemptPlan, JobSession, Selection, final_status
-from bolly_ray.errors import (
-    BollyRayError,
-    StageTimeoutError,
-    TransientStageError,
-    UsageError,
-)
+from bolly_ray.errors import BollyRayError, StageTimeoutError, TransientStageError, UsageError
 from bolly_ray.events import Observers, StageEvent
 from bolly_ray.job import JobBase
+from bolly_ray.joblog import job_logs, working_for
 from bolly_ray.manifest import JobStatus, StageStatus
 from bolly_ray.registry import Registry
 
 log = logging.getLogger(__name__)
 
-AttemptFn = Callable[[AttemptPlan, Path], AttemptOutcome]
+Finished = tuple[Hashable, AttemptOutcome | BaseException]
 
 
 @dataclass
@@ -44,6 +42,28 @@ class JobOutcome:
     stages: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass
+class Flight:
+    """One submitted attempt."""
+
+    session: JobSession
+    plan: AttemptPlan
+    attempt: int
+    started: float
+
+
+@dataclass
+class JobProgress:
+    session: JobSession
+    waiting: list[str]
+    running: set[str] = field(default_factory=set)
+    failed: tuple[str, str] | None = None
+
+    @property
+    def finished(self) -> bool:
+        return not self.running and (self.failed is not None or not self.waiting)
+
+
 class Executor(ABC):
     def __init__(self, registry: Registry, observers: Observers | None = None) -> None:
         self.registry = registry
@@ -52,7 +72,12 @@ class Executor(ABC):
     def run(self, jobs: Sequence[JobBase], selection: Selection | None = None
             ) -> list[JobOutcome]:
         sessions = self.preflight(jobs, selection or Selection())
-        return self._run(sessions)
+        with job_logs([(s.job.id, s.dir.logs / "run.log") for s in sessions]):
+            self._start(sessions)
+            try:
+                return self._drive(sessions)
+            finally:
+                self._stop()
 
     def preflight(self, jobs: Sequence[JobBase], selection: Selection) -> list[JobSession]:
         sessions, problems = [], []
@@ -65,36 +90,86 @@ class Executor(ABC):
             raise UsageError("\n".join(problems))
         return sessions
 
+    # -- what a backend provides ----------------------------------------------------------
+
+    def _start(self, sessions: list[JobSession]) -> None:  # noqa: B027 - optional hook
+        """Connect to the backend and check the jobs fit it (before any stage starts)."""
+
+    def _stop(self) -> None:  # noqa: B027 - optional hook
+        """Release what `_start` took."""
+
+    def _can_submit(self) -> bool:
+        """Whether the backend takes another attempt now (Ray queues; local runs one)."""
+        return True
+
     @abstractmethod
-    def _run(self, sessions: list[JobSession]) -> list[JobOutcome]: ...
+    def _submit(self, plan: AttemptPlan, scratch: Path) -> Hashable:
+        """Start one attempt; return a handle `_collect` will report it under."""
 
-    # -- the shared stage policy -------------------------------------------------------------
+    @abstractmethod
+    def _collect(self, handles: list[Hashable], timeout: float | None) -> list[Finished]:
+        """Wait until at least one attempt finished (or `timeout` passed) and report them."""
 
-    def run_job(self, session: JobSession, attempt: AttemptFn) -> JobOutcome:
-        """Run one job's selected stages in order with `attempt` doing the work."""
+    # -- the loop -------------------------------------------------------------------------
+
+    def _drive(self, sessions: list[JobSession]) -> list[JobOutcome]:
+        outcomes: dict[str, JobOutcome] = {}
+        jobs = [JobProgress(s, list(s.selected)) for s in sessions if self._open(s, outcomes)]
+        flights: dict[Hashable, Flight] = {}
+        retries: list[tuple[float, Flight]] = []
+        self._failed_submits: list[Finished] = []
+        try:
+            self._loop(jobs, flights, retries)
+        finally:
+            for job in jobs:
+                outcomes[job.session.job.id] = self._close(job)
+        return [outcomes[s.job.id] for s in sessions]
+
+    def _loop(self, jobs: list[JobProgress], flights: dict[Hashable, Flight],
+              retries: list[tuple[float, Flight]]) -> None:
+        while True:
+            for job in jobs:
+                with working_for(job.session.job.id):
+                    self._start_ready(job, flights)
+            now = time.monotonic()
+            for due, flight in [r for r in retries if r[0] <= now]:
+                retries.remove((due, flight))
+                self._launch(flight, flights)
+            if not flights and not retries:
+                return
+            timeout = max(0.0, min(d for d, _ in retries) - now) if retries else None
+            finished, self._failed_submits = self._failed_submits, []
+            if not finished:
+                finished = self._collect(list(flights), timeout)
+            for handle, result in finished:
+                flight = flights.pop(handle)
+                with working_for(flight.plan.job_id):
+                    self._finish(flight, result, jobs, retries)
+
+    def _open(self, session: JobSession, outcomes: dict[str, JobOutcome]) -> bool:
         try:
             session.open()
         except BollyRayError as err:
-            return JobOutcome(session.job.id, session.dir.root, JobStatus.FAILED, str(err))
-        failed: tuple[str, str] | None = None
-        try:
-            with job_log(session.dir.logs / "run.log"):
-                failed = self._run_stages(session, attempt)
-        finally:
-            status = final_status(session, session.selected)
-            session.close(status)
-        return self._outcome(session, status, failed)
+            outcomes[session.job.id] = JobOutcome(session.job.id, session.dir.root,
+                                                  JobStatus.FAILED, str(err))
+            return False
+        return True
 
-    def _run_stages(self, session: JobSession, attempt: AttemptFn) -> tuple[str, str] | None:
-        for stage in session.selected:
-            error = self.run_stage(session, stage, attempt)
-            if error and session.pipeline.specs[stage].critical:
-                return stage, error
-        return None
+    def _start_ready(self, job: JobProgress, flights: dict[Hashable, Flight]) -> None:
+        for stage in list(job.waiting):
+            if job.failed is not None or not self._can_submit():
+                return
+            upstream = set(job.session.pipeline.upstream(stage))
+            if upstream & (set(job.waiting) | job.running):
+                continue
+            job.waiting.remove(stage)
+            error = self._begin(job, stage, flights)
+            if error and job.session.pipeline.specs[stage].critical:
+                job.failed = (stage, error)
 
-    def run_stage(self, session: JobSession, stage: str, attempt: AttemptFn) -> str | None:
-        """Run or skip one stage; returns the error message when it failed."""
-        job_id = session.job.id
+    def _begin(self, job: JobProgress, stage: str, flights: dict[Hashable, Flight]) -> str | None:
+        """Skip, fail, reuse or launch one stage; returns an error when it failed at once."""
+        session, job_id = job.session, job.session.job.id
         if session.is_disabled(stage):
             session.mark_skipped(stage, "disabled in the job settings")
             self._emit(job_id, stage, StageStatus.SKIPPED, message="disabled")
@@ -110,34 +185,63 @@ class Executor(ABC):
             session.mark_cached(stage)
             self._emit(job_id, stage, StageStatus.CACHED)
             return None
-        return self._attempts(session, plan, attempt)
+        job.running.add(stage)
+        self._launch(Flight(session, plan, 1, time.monotonic()), flights)
+        return None
 
-    def _attempts(self, session: JobSession, plan: AttemptPlan, attempt: AttemptFn) -> str | None:
-        policy, started = plan.spec.retry, time.monotonic()
-        for number in range(1, policy.max_attempts + 1):
-            session.mark_running(plan.stage, number)
-            self._emit(plan.job_id, plan.stage, StageStatus.RUNNING, attempt=number)
+    def _launch(self, flight: Flight, flights: dict[Hashable, Flight]) -> None:
+        session, plan = flight.session, flight.plan
+        session.mark_running(plan.stage, flight.attempt)
+        self._emit(plan.job_id, plan.stage, StageStatus.RUNNING, attempt=flight.attempt)
+        scratch = session.dir.new_scratch(plan.stage, flight.attempt)
+        try:
+            handle = self._submit(plan, scratch)
+        except Exception as err:  # a submission that fails is a failed attempt
+            handle = ("failed-submit", id(flight))
+            self._failed_submits.append((handle, err))
+        flights[handle] = flight
+
+    def _finish(self, flight: Flight, result: AttemptOutcome | BaseException,
+                jobs: list[JobProgress], retries: list[tuple[float, Flight]]) -> None:
+        job = next(j for j in jobs if j.session is flight.session)
+        plan = flight.plan
+        if isinstance(result, AttemptOutcome):
             try:
-                outcome = attempt(plan, session.dir.new_scratch(plan.stage, number))
-                session.publish(plan, outcome, started)
+                flight.session.publish(plan, result, flight.started)
             except Exception as err:
-                error, retry = self._classify(plan, err)
-                if retry and number < policy.max_attempts:
-                    log.warning("%s: %s attempt %d failed, retrying: %s",
-                                plan.job_id, plan.stage, number, error)
-                    time.sleep(policy.backoff_s * 2 ** (number - 1))
-                    continue
-                session.mark_failed(plan.stage, error)
-                self._emit(plan.job_id, plan.stage, StageStatus.FAILED, attempt=number,
-                           message=error)
-                return error
-            self._emit(plan.job_id, plan.stage, StageStatus.SUCCEEDED, attempt=number,
-                       runner=outcome.runner, duration_s=time.monotonic() - started)
-            return None
-        raise AssertionError("unreachable: retry loop always returns")
+                result = err
+        if isinstance(result, AttemptOutcome):
+            job.running.discard(plan.stage)
+            self._emit(plan.job_id, plan.stage, StageStatus.SUCCEEDED, attempt=flight.attempt,
+                       runner=result.runner, duration_s=time.monotonic() - flight.started)
+            return
+        if isinstance(result, KeyboardInterrupt | SystemExit):
+            raise result
+        error, retry = self._classify(plan, result)
+        if retry and flight.attempt < plan.spec.retry.max_attempts:
+            log.warning("%s: %s attempt %d failed, retrying: %s", plan.job_id, plan.stage,
+                        flight.attempt, error)
+            delay = plan.spec.retry.backoff_s * 2 ** (flight.attempt - 1)
+            retries.append((time.monotonic() + delay, Flight(
+                flight.session, plan, flight.attempt + 1, flight.started)))
+            return
+        job.running.discard(plan.stage)
+        flight.session.mark_failed(plan.stage, error)
+        self._emit(plan.job_id, plan.stage, StageStatus.FAILED, attempt=flight.attempt,
+                   message=error)
+        if plan.spec.critical and job.failed is None:
+            job.failed = (plan.stage, error)
+
+    def _close(self, job: JobProgress) -> JobOutcome:
+        session = job.session
+        status = final_status(session, session.selected)
+        session.close(status)
+        stages = {name: r.status.value for name, r in session.manifest.stages.items()}
+        stage, error = job.failed if job.failed else (None, None)
+        return JobOutcome(session.job.id, session.dir.root, status, error, stage, stages)
 
     @staticmethod
-    def _classify(plan: AttemptPlan, err: Exception) -> tuple[str, bool]:
+    def _classify(plan: AttemptPlan, err: BaseException) -> tuple[str, bool]:
         """(one-line message, whether a retry may help)."""
         if isinstance(err, TransientStageError):
             return str(err), True
@@ -151,26 +255,3 @@ class Executor(ABC):
     def _emit(self, job_id: str, stage: str, status: StageStatus, **kw: object) -> None:
         self.observers.emit(StageEvent(job_id=job_id, stage=stage, status=status, **kw))
 
-    @staticmethod
-    def _outcome(session: JobSession, status: JobStatus,
-                 failed: tuple[str, str] | None) -> JobOutcome:
-        stages = {name: r.status.value for name, r in session.manifest.stages.items()}
-        stage, error = failed if failed else (None, None)
-        return JobOutcome(session.job.id, session.dir.root, status, error, stage, stages)
-
-
-@contextmanager
-def job_log(path: Path) -> Iterator[None]:
-    """Copy bolly-ray's log records, tracebacks included, into a job's `logs/run.log`."""
-    logger = logging.getLogger("bolly_ray")
-    handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    previous = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    try:
-        yield
-    finally:
-        logger.setLevel(previous)
-        logger.removeHandler(handler)
-        handler.close()

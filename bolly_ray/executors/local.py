@@ -1,40 +1,53 @@
-"""The local executor: every stage in this process, one after another.
+"""The local executor: every stage in this process, one attempt at a time.
 
 It needs nothing but Python, which makes it the executor of unit tests and of quick runs
-on a laptop without Ray. Models of GPU-kind stages are loaded once per run and shared by
-every job, as Ray's actors do.
+without Ray. An attempt runs as soon as it is submitted; models of GPU-kind stages are
+loaded once per run and shared by every job, as Ray's actors do.
 """
 
 from __future__ import annotations
 
+from collections.abc import Hashable
+from itertools import count
 from pathlib import Path
 from typing import Any
 
 from bolly_ray.attempt import run_attempt
 from bolly_ray.driver import AttemptOutcome, AttemptPlan, JobSession
-from bolly_ray.executors.base import Executor, JobOutcome
+from bolly_ray.executors.base import Executor, Finished
 from bolly_ray.spec import ComputeKind
 
 
 class LocalExecutor(Executor):
-    def _run(self, sessions: list[JobSession]) -> list[JobOutcome]:
+    def _start(self, sessions: list[JobSession]) -> None:
         self._models: dict[tuple[str, str | None], Any] = {}
-        return [self.run_job(session, self._attempt) for session in sessions]
+        self._done: list[Finished] = []
+        self._handles = count()
+
+    def _submit(self, plan: AttemptPlan, scratch: Path) -> Hashable:
+        handle = next(self._handles)
+        try:
+            result: AttemptOutcome | BaseException = self._attempt(plan, scratch)
+        except Exception as err:
+            result = err
+        self._done.append((handle, result))
+        return handle
+
+    def _can_submit(self) -> bool:
+        return not self._done  # one attempt at a time, published before the next starts
+
+    def _collect(self, handles: list[Hashable], timeout: float | None) -> list[Finished]:
+        done, self._done = self._done, []
+        return done
 
     def _attempt(self, plan: AttemptPlan, scratch: Path) -> AttemptOutcome:
         stage = self.registry[plan.stage]
-        model, loads = None, 0
-        if plan.spec.compute == ComputeKind.GPU:
-            model, loads = self._model(plan)
-        outcome = run_attempt(stage, plan, scratch, model, runner="local")
-        if plan.spec.compute == ComputeKind.GPU:
-            outcome.metrics["model_loads"] = loads
-        return outcome
-
-    def _model(self, plan: AttemptPlan) -> tuple[Any, int]:
-        stage = self.registry[plan.stage]
+        if plan.spec.compute != ComputeKind.GPU:
+            return run_attempt(stage, plan, scratch, runner="local")
         key = (plan.stage, stage.model_id(plan.settings))
-        if key in self._models:
-            return self._models[key], 0
-        self._models[key] = stage.load_model(plan.settings)
-        return self._models[key], 1
+        loads = 0 if key in self._models else 1
+        if loads:
+            self._models[key] = stage.load_model(plan.settings)
+        outcome = run_attempt(stage, plan, scratch, self._models[key], runner="local")
+        outcome.metrics["model_loads"] = loads
+        return outcome

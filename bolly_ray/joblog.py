@@ -1,0 +1,58 @@
+"""Each job's own log file, even when several jobs run at once in one process.
+
+A context variable names the job the current code works for; every job's `logs/run.log`
+handler keeps only records made while its job was current. Threads that run a stage start
+from a copy of the caller's context, so a stage's log lines land in its job's file too.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+CURRENT_JOB: contextvars.ContextVar[str | None] = contextvars.ContextVar("bolly_job", default=None)
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class _JobFilter(logging.Filter):
+    def __init__(self, job_id: str) -> None:
+        super().__init__()
+        self.job_id = job_id
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return CURRENT_JOB.get() == self.job_id
+
+
+@contextmanager
+def working_for(job_id: str) -> Iterator[None]:
+    token = CURRENT_JOB.set(job_id)
+    try:
+        yield
+    finally:
+        CURRENT_JOB.reset(token)
+
+
+@contextmanager
+def job_logs(files: Sequence[tuple[str, Path]]) -> Iterator[None]:
+    """Attach a debug-level file handler per (job id, log file) to the `bolly_ray` logger."""
+    logger = logging.getLogger("bolly_ray")
+    handlers = []
+    for job_id, path in files:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(path, encoding="utf-8")
+        handler.setFormatter(logging.Formatter(FORMAT))
+        handler.addFilter(_JobFilter(job_id))
+        logger.addHandler(handler)
+        handlers.append(handler)
+    previous = logger.level
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
+        for handler in handlers:
+            logger.removeHandler(handler)
+            handler.close()

@@ -31,6 +31,10 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Turn films into subtitles with a Ray-distributed stage executor.")
 err_console = Console(stderr=True)
 
+AddressOption = Annotated[str | None, typer.Option(
+    help="Ray cluster to join: auto or HOST:PORT (default: RAY_ADDRESS, else embedded Ray)")]
+ExecutorOption = Annotated[str | None, typer.Option(
+    envvar="BOLLY_RAY_EXECUTOR", help="ray (default) or local (in-process, one stage at a time)")]
 SetOption = Annotated[list[str] | None, typer.Option(
     "--set", help="Override a stage setting: STAGE.KEY=VALUE (repeatable)")]
 
@@ -103,12 +107,14 @@ def run(
     set_: SetOption = None,
     force: Annotated[bool, typer.Option(help="Ignore cached outputs")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout")] = False,
+    address: AddressOption = None,
+    executor: ExecutorOption = None,
 ) -> None:
     """Run one or more jobs."""
     from bolly_ray.runner import run_jobs
 
     outcomes = _guard(lambda: run_jobs(jobs, _registry(), set_ or [], only, from_, force,
-                                       quiet=as_json))
+                                       quiet=as_json, executor=executor, address=address))
     failed = [o for o in outcomes if o.status != "succeeded"]
     if as_json:
         typer.echo(json.dumps({"jobs": [_outcome_json(o) for o in outcomes]}))
@@ -140,11 +146,13 @@ def demo(
     folder: Annotated[Path, typer.Option("--out", help="Where to build the clip and job")] = Path(
         "bolly-ray-demo"),
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout")] = False,
+    executor: ExecutorOption = None,
 ) -> None:
     """Run the pipeline offline on a clip it generates (needs ffmpeg and espeak-ng)."""
     from bolly_ray.demo import run_demo
 
-    outcome = _guard(lambda: run_demo(folder.resolve(), _registry(), quiet=as_json))
+    outcome = _guard(lambda: run_demo(folder.resolve(), _registry(), quiet=as_json,
+                                      executor=executor))
     if as_json:
         typer.echo(json.dumps({"jobs": [_outcome_json(outcome)]}))
     if outcome.status != "succeeded":

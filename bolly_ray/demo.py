@@ -15,12 +15,13 @@ from pathlib import Path
 
 from bolly_ray.driver import Selection
 from bolly_ray.events import LoggingObserver, Observers
-from bolly_ray.executors import JobOutcome, LocalExecutor
+from bolly_ray.executors import JobOutcome
 from bolly_ray.hashing import sha256_file
 from bolly_ray.job import job_json_for_disk
 from bolly_ray.media import ffmpeg_input, run_tool
 from bolly_ray.prepare import prepare_job
 from bolly_ray.registry import Registry
+from bolly_ray.runner import make_executor
 from bolly_ray.store import write_atomic
 from bolly_ray.synth import make_speech_wav
 from bolly_ray.transcript import Segment, Transcript, Word
@@ -84,7 +85,8 @@ def _segment(span: tuple[float, float, str], speaker: str, is_lyric: bool) -> Se
                    speaker=speaker, is_lyric=is_lyric)
 
 
-def run_demo(folder: Path, registry: Registry, quiet: bool = False) -> JobOutcome:
+def run_demo(folder: Path, registry: Registry, quiet: bool = False,
+             executor: str | None = None) -> JobOutcome:
     video, transcript = build_clip(folder)
     job = prepare_job(video, registry, {
         "id": "demo", "title": "bolly-ray demo", "source_language": "en",
@@ -92,6 +94,6 @@ def run_demo(folder: Path, registry: Registry, quiet: bool = False) -> JobOutcom
         "artifacts": {"transcript": str(transcript)}},
         ["subtitles.speaker_labels=true"])
     write_atomic(folder / "demo.job.json", job_json_for_disk(job))
-    executor = LocalExecutor(registry, Observers([] if quiet else [LoggingObserver()]))
-    [outcome] = executor.run([job], Selection())
+    observers = Observers([] if quiet else [LoggingObserver()])
+    [outcome] = make_executor([job], registry, observers, executor).run([job], Selection())
     return outcome

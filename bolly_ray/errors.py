@@ -41,5 +41,9 @@ class TransientStageError(StageError):
     """A failure a retry may cure: a lost worker, a killed container, GPU OOM."""
 
 
+class WorkerLostError(TransientStageError):
+    """The worker, node or actor running an attempt went away; the stage itself is fine."""
+
+
 class StageTimeoutError(StageError):
     """A stage attempt ran past its timeout."""

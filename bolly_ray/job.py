@@ -28,12 +28,19 @@ LANGUAGE_PATTERN = r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$"
 
 
 class ExecutionSettings(BaseModel):
-    """How the job runs. Ray placement and container settings join here as they land."""
+    """How the job runs."""
 
     model_config = ConfigDict(extra="forbid")
 
-    executor: Literal["local"] = Field(
-        default="local", description="local: every stage in-process, one after another")
+    executor: Literal["ray", "local"] = Field(
+        default="ray", description="ray: a Ray cluster (embedded when no address is given); "
+        "local: every stage in this process, one after another")
+    address: str | None = Field(
+        default=None, description="Ray cluster to join: auto or HOST:PORT (else RAY_ADDRESS, "
+        "else an embedded Ray on this machine)")
+    shared_paths: list[Path] = Field(
+        default_factory=list,
+        description="Folders every node can read at the same path: media there runs anywhere")
 
 
 class JobBase(BaseModel):
@@ -85,6 +92,8 @@ class JobBase(BaseModel):
             "media": anchor(self.media),
             "out_root": anchor(self.out_root),
             "artifacts": {k: anchor(v) for k, v in self.artifacts.items()},
+            "execution": self.execution.model_copy(update={
+                "shared_paths": [anchor(p) for p in self.execution.shared_paths]}),
         })
 
 

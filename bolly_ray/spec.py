@@ -57,11 +57,17 @@ class Resources:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How often a transient failure is retried; permanent failures never are."""
+    """How often a transient failure is retried; permanent failures never are.
+
+    Lost workers (a node crash, a restarting actor) have their own, more patient budget:
+    the cluster needs tens of seconds to notice a dead node and place the work elsewhere.
+    """
 
     max_attempts: int = 3
     backoff_s: float = 1.0
     retry_timeouts: bool = False
+    worker_losses: int = 6
+    worker_loss_backoff_s: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,8 @@ class StageSpec:
     compute: ComputeKind = ComputeKind.CPU
     image: str | None = None
     locality: Locality = Locality.ANY
+    node_labels: Mapping[str, str] = field(default_factory=dict)
+    """Ray node labels an attempt must run on (e.g. {"bolly-ray/media": "true"})."""
     critical: bool = True
     timeout_s: float = 3600.0
     retry: RetryPolicy = RetryPolicy()
@@ -123,6 +131,10 @@ class Stage:
     def model_id(self, settings: StageSettings) -> str | None:
         """Identity of the model this run uses (name and revision), part of the cache key."""
         return None
+
+    def resources(self, settings: StageSettings) -> Resources:
+        """What one attempt needs with these settings (a GPU stage set to CPU needs no GPU)."""
+        return self.spec.resources
 
     def load_model(self, settings: StageSettings) -> Any:
         """Load what a GPU stage keeps warm across jobs; CPU stages load nothing."""

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,12 +20,21 @@ PLUGIN_SITE = Path(__file__).resolve().parent / "plugin_site"
 BOLLY_RAY = Path(sys.executable).with_name("bolly-ray")
 
 
+@pytest.fixture(scope="session")
+def ray_tmpdir() -> Iterator[Path]:
+    """A private Ray temp folder; short, since Ray's socket paths must fit in 107 bytes."""
+    folder = Path(tempfile.mkdtemp(prefix="br-", dir="/tmp"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.fixture(autouse=True)
-def _hermetic_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def _hermetic_env(monkeypatch: pytest.MonkeyPatch, ray_tmpdir: Path) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
-    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path / "ray"))
+    monkeypatch.setenv("RAY_TMPDIR", str(ray_tmpdir))
+    monkeypatch.setenv("BOLLY_RAY_EXECUTOR", "local")  # tests that want Ray say so
     for secret in ("TMDB_API_KEY", "TMDB_READ_TOKEN", "HF_TOKEN"):
         monkeypatch.delenv(secret, raising=False)
 

@@ -16,6 +16,7 @@ from bolly_ray.errors import MediaError, TransientStageError
 from bolly_ray.spec import (
     ComputeKind,
     OptionalStageSettings,
+    Resources,
     RetryPolicy,
     Stage,
     StageContext,
@@ -84,6 +85,7 @@ def fake(name: str, inputs: Iterable[str], outputs: Iterable[str], *,
         optional_inputs=tuple(optional_inputs),
         settings_model=FakeSettings if critical else FakeOptionalSettings,
         critical=critical, compute=ComputeKind.GPU if gpu else ComputeKind.CPU,
+        resources=Resources(cpus=1, gpus=1 if gpu else 0, memory_mb=64),
         timeout_s=timeout_s, retry=RetryPolicy(max_attempts=max_attempts, backoff_s=0.01))
     base = FakeGpuStage if gpu else FakeStage
     return type(f"Fake_{name}", (base,), {"spec": spec, "failures": {}})

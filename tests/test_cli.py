@@ -99,3 +99,13 @@ def test_messages_keep_brackets_and_unwritable_outputs_fail_cleanly(
     blocker.write_text("a file, not a folder")
     done = bolly("prepare", media["wav_only"].path, "-o", blocker / "job.json", cwd=tmp_path)
     assert_one_line_error(done, 1, f"{blocker}: File exists")
+
+
+def test_demo_on_the_default_executor_starts_an_embedded_ray(tmp_path: Path) -> None:
+    done = bolly("demo", "--out", tmp_path / "demo", "--json", cwd=tmp_path,
+                 env={"BOLLY_RAY_EXECUTOR": ""})
+    assert done.returncode == 0, done.stderr
+    [job] = json.loads(done.stdout)["jobs"]
+    manifest = json.loads((Path(job["job_dir"]) / "manifest.json").read_text())
+    assert {r["runner"] for r in manifest["stages"].values()} == {"task"}
+    assert all(r["node_id"] for r in manifest["stages"].values())

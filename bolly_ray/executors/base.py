@@ -20,7 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bolly_ray.driver import AttemptOutcome, AttemptPlan, JobSession, Selection, final_status
-from bolly_ray.errors import BollyRayError, StageTimeoutError, TransientStageError, UsageError
+from bolly_ray.errors import (
+    BollyRayError,
+    StageTimeoutError,
+    TransientStageError,
+    UsageError,
+    WorkerLostError,
+)
 from bolly_ray.events import Observers, StageEvent
 from bolly_ray.job import JobBase
 from bolly_ray.joblog import job_logs, working_for
@@ -50,6 +56,8 @@ class Flight:
     plan: AttemptPlan
     attempt: int
     started: float
+    losses: int = 0
+    """How many of the earlier attempts died with their worker."""
 
 
 @dataclass
@@ -72,12 +80,12 @@ class Executor(ABC):
     def run(self, jobs: Sequence[JobBase], selection: Selection | None = None
             ) -> list[JobOutcome]:
         sessions = self.preflight(jobs, selection or Selection())
-        with job_logs([(s.job.id, s.dir.logs / "run.log") for s in sessions]):
-            self._start(sessions)
-            try:
+        self._start(sessions)
+        try:
+            with job_logs([(s.job.id, s.dir.logs / "run.log") for s in sessions]):
                 return self._drive(sessions)
-            finally:
-                self._stop()
+        finally:
+            self._stop()
 
     def preflight(self, jobs: Sequence[JobBase], selection: Selection) -> list[JobSession]:
         sessions, problems = [], []
@@ -218,12 +226,14 @@ class Executor(ABC):
         if isinstance(result, KeyboardInterrupt | SystemExit):
             raise result
         error, retry = self._classify(plan, result)
-        if retry and flight.attempt < plan.spec.retry.max_attempts:
-            log.warning("%s: %s attempt %d failed, retrying: %s", plan.job_id, plan.stage,
-                        flight.attempt, error)
-            delay = plan.spec.retry.backoff_s * 2 ** (flight.attempt - 1)
+        delay = self._retry_delay(flight, result) if retry else None
+        if delay is not None:
+            log.warning("%s: %s attempt %d failed, retrying in %.1f s: %s", plan.job_id,
+                        plan.stage, flight.attempt, delay, error)
+            lost = isinstance(result, WorkerLostError)
             retries.append((time.monotonic() + delay, Flight(
-                flight.session, plan, flight.attempt + 1, flight.started)))
+                flight.session, plan, flight.attempt + 1, flight.started,
+                flight.losses + lost)))
             return
         job.running.discard(plan.stage)
         flight.session.mark_failed(plan.stage, error)
@@ -239,6 +249,19 @@ class Executor(ABC):
         stages = {name: r.status.value for name, r in session.manifest.stages.items()}
         stage, error = job.failed if job.failed else (None, None)
         return JobOutcome(session.job.id, session.dir.root, status, error, stage, stages)
+
+    @staticmethod
+    def _retry_delay(flight: Flight, error: BaseException) -> float | None:
+        """Seconds to wait before the next attempt, or None when the budget is spent."""
+        policy = flight.plan.spec.retry
+        if isinstance(error, WorkerLostError):
+            if flight.losses >= policy.worker_losses:
+                return None
+            return min(30.0, policy.worker_loss_backoff_s * 2 ** flight.losses)
+        failures = flight.attempt - flight.losses
+        if failures >= policy.max_attempts:
+            return None
+        return policy.backoff_s * 2 ** (failures - 1)
 
     @staticmethod
     def _classify(plan: AttemptPlan, err: BaseException) -> tuple[str, bool]:

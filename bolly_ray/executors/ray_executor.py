@@ -1,0 +1,245 @@
+"""The Ray executor: GPU-kind stages in warm actor pools, CPU stages as tasks.
+
+With no address it starts an embedded Ray on this machine (loopback only, GPUs from the
+hardware probe); with one it joins a running cluster. Placement follows what stages declare,
+never their names: a pool of actors per (stage, model) sized to the GPUs, CPU tasks spread
+over the nodes, stages that read the source media pinned to the driver's node unless the
+media sits on a path every node shares. Artifacts travel through the object store, so no
+shared filesystem is needed. Before any actor starts, every stage must serialise and every
+GPU stage must fit the cluster. Lost workers, nodes and actors are transient failures:
+the attempt is retried (a restarted actor reloads its model), recorded in the manifest.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter
+from collections.abc import Hashable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ray
+import ray.exceptions
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from bolly_ray.driver import AttemptOutcome, AttemptPlan, JobSession
+from bolly_ray.errors import BollyRayError, WorkerLostError
+from bolly_ray.events import Observers
+from bolly_ray.executors.base import Executor, Finished
+from bolly_ray.executors.ray_worker import StageActor, WorkerResult, cpu_attempt
+from bolly_ray.hardware import detect_gpus
+from bolly_ray.registry import Registry
+from bolly_ray.spec import SOURCE_ARTIFACT, ComputeKind, Locality, Resources, Stage
+from bolly_ray.transfer import pack, unpack
+
+log = logging.getLogger(__name__)
+
+MIB = 1024 * 1024
+ACTOR_RESTARTS = 4
+LOST = (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError,
+        ray.exceptions.ObjectLostError, ray.exceptions.OwnerDiedError,
+        ray.exceptions.RayActorError, ray.exceptions.OutOfMemoryError)
+
+
+PoolKey = tuple[str, str | None]
+"""(stage, model id): one actor pool per distinct model."""
+
+
+class PreflightError(BollyRayError):
+    """The jobs cannot run on this cluster as it is."""
+
+
+@dataclass
+class _Pool:
+    actors: list[Any]
+    busy: Counter[int]
+
+    def pick(self) -> int:
+        return min(range(len(self.actors)), key=lambda i: self.busy[i])
+
+
+class RayExecutor(Executor):
+    def __init__(self, registry: Registry, observers: Observers | None = None,
+                 address: str | None = None) -> None:
+        super().__init__(registry, observers)
+        self.address = address or os.environ.get("RAY_ADDRESS") or None
+
+    # -- backend lifecycle ----------------------------------------------------------------
+
+    def _start(self, sessions: list[JobSession]) -> None:
+        self._embedded = connect(self.address)
+        self._driver_node = ray.get_runtime_context().get_node_id()
+        self._jobs = {s.job.id: s for s in sessions}
+        self._pools: dict[PoolKey, _Pool] = {}
+        self._inflight: dict[Hashable, tuple[Path, PoolKey, int] | None] = {}
+        self._puts: dict[tuple[str, int, int], ray.ObjectRef] = {}
+        self._demand = self._gpu_demand(sessions)
+        check_fits(self._demand, ray.cluster_resources())
+        check_serialisable({stage for stage, _ in self._demand} | self._cpu_stages(sessions),
+                           self.registry)
+
+    def _stop(self) -> None:
+        for pool in self._pools.values():
+            for actor in pool.actors:
+                ray.kill(actor, no_restart=True)
+        self._puts.clear()
+        if self._embedded:
+            ray.shutdown()
+
+    # -- submission -------------------------------------------------------------------------
+
+    def _submit(self, plan: AttemptPlan, scratch: Path) -> Hashable:
+        stage = self.registry[plan.stage]
+        shipped = self._ship(plan)
+        if plan.spec.compute == ComputeKind.GPU:
+            key = (plan.stage, stage.model_id(plan.settings))
+            pool = self._pool(key, stage, plan)
+            index = pool.pick()
+            pool.busy[index] += 1
+            ref = pool.actors[index].run.remote(plan, shipped)
+            self._inflight[ref] = (scratch, key, index)
+        else:
+            ref = cpu_attempt.options(**self._task_options(stage, plan)).remote(
+                stage, plan, shipped)
+            self._inflight[ref] = (scratch, ("", None), -1)
+        return ref
+
+    def _collect(self, handles: list[Hashable], timeout: float | None) -> list[Finished]:
+        ready, _ = ray.wait(handles, num_returns=1, timeout=timeout)
+        if ready:
+            more, _ = ray.wait([h for h in handles if h not in ready],
+                               num_returns=len(handles) - len(ready), timeout=0)
+            ready += more
+        return [(ref, self._result(ref)) for ref in ready]
+
+    def _result(self, ref: ray.ObjectRef) -> AttemptOutcome | BaseException:
+        scratch, key, index = self._inflight.pop(ref)
+        if index >= 0:
+            self._pools[key].busy[index] -= 1
+        try:
+            result: WorkerResult = ray.get(ref)
+        except ray.exceptions.RayTaskError as err:
+            cause = err.cause
+            return cause if isinstance(cause, Exception) else RuntimeError(str(err))
+        except LOST as err:
+            return WorkerLostError(f"lost its worker ({type(err).__name__})")
+        outputs = {name: unpack(packed, scratch).name for name, packed in result.outputs.items()}
+        return AttemptOutcome(scratch, outputs, result.metrics, result.runner, result.node_id,
+                              result.node_ip)
+
+    def _ship(self, plan: AttemptPlan) -> dict[str, Any]:
+        """Inputs for a remote attempt: the media by path, everything else packed, once."""
+        shipped: dict[str, Any] = {}
+        for name, path in plan.inputs.items():
+            if name == SOURCE_ARTIFACT:
+                shipped[name] = str(path)
+                continue
+            stat = path.stat()
+            key = (str(path), stat.st_mtime_ns, stat.st_size)
+            if key not in self._puts:
+                self._puts[key] = ray.put(pack(path))
+            shipped[name] = self._puts[key]
+        return shipped
+
+    def _pool(self, key: PoolKey, stage: Stage, plan: AttemptPlan) -> _Pool:
+        if key not in self._pools:
+            resources = stage.resources(plan.settings)
+            jobs = self._demand[key][0] if key in self._demand else 1
+            size = pool_size(resources, jobs, ray.cluster_resources())
+            options = {"num_gpus": resources.gpus,
+                       "num_cpus": 0 if resources.gpus else resources.cpus,
+                       "max_restarts": ACTOR_RESTARTS, **self._placement(stage, plan)}
+            actors = [StageActor.options(**options).remote(stage, plan.settings)
+                      for _ in range(size)]
+            self._pools[key] = _Pool(actors, Counter())
+            log.info("%s: %d actor(s) with %g GPU each", key[0], size, resources.gpus)
+        return self._pools[key]
+
+    def _task_options(self, stage: Stage, plan: AttemptPlan) -> dict[str, Any]:
+        resources = stage.resources(plan.settings)
+        options: dict[str, Any] = {"num_cpus": resources.cpus,
+                                   "memory": resources.memory_mb * MIB,
+                                   "scheduling_strategy": "SPREAD"}
+        options.update(self._placement(stage, plan))
+        return options
+
+    def _placement(self, stage: Stage, plan: AttemptPlan) -> dict[str, Any]:
+        options: dict[str, Any] = {}
+        if stage.spec.node_labels:
+            options["label_selector"] = dict(stage.spec.node_labels)
+        reads_media = SOURCE_ARTIFACT in plan.inputs or stage.spec.locality == Locality.SOURCE
+        if reads_media and not self._on_shared_path(plan):
+            options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(
+                self._driver_node, soft=False)
+        return options
+
+    def _on_shared_path(self, plan: AttemptPlan) -> bool:
+        job = self._jobs[plan.job_id].job
+        return any(job.media.is_relative_to(p) for p in job.execution.shared_paths)
+
+    # -- preflight helpers ---------------------------------------------------------------
+
+    def _gpu_demand(self, sessions: list[JobSession]) -> dict[PoolKey, tuple[int, Resources]]:
+        """(stage, model) -> (jobs that will run it, what one attempt needs), GPU kind only."""
+        demand: dict[PoolKey, tuple[int, Resources]] = {}
+        for session in sessions:
+            for name in session.selected:
+                stage = self.registry[name]
+                if stage.spec.compute != ComputeKind.GPU or session.is_disabled(name):
+                    continue
+                settings = session.job.stage_settings(name)
+                key = (name, stage.model_id(settings))
+                jobs = demand[key][0] if key in demand else 0
+                demand[key] = (jobs + 1, stage.resources(settings))
+        return demand
+
+    def _cpu_stages(self, sessions: list[JobSession]) -> set[str]:
+        return {n for s in sessions for n in s.selected
+                if self.registry[n].spec.compute == ComputeKind.CPU}
+
+
+def connect(address: str | None) -> bool:
+    """Join `address`, or start an embedded Ray; True when we started it."""
+    if ray.is_initialized():
+        return False
+    quiet = {"logging_level": logging.WARNING, "log_to_driver": False}
+    if address:
+        try:
+            ray.init(address=address, **quiet)
+        except (ConnectionError, RuntimeError, ValueError) as err:
+            raise PreflightError(f"cannot join the Ray cluster at {address}: {err}") from None
+        return False
+    # Ray 2.60 resolves a loopback node address to the machine's own address, so an
+    # embedded Ray is reachable from the network; its token auth (on by default) guards it.
+    ray.init(address="local", include_dashboard=False, num_gpus=detect_gpus(), **quiet)
+    return True
+
+
+def check_fits(demand: dict[PoolKey, tuple[int, Resources]], cluster: dict[str, float]) -> None:
+    gpus = cluster.get("GPU", 0.0)
+    problems = sorted({
+        f"{stage} needs {res.gpus:g} GPU; the cluster has {gpus:g}: start a GPU node or set "
+        f"{stage}.device=cpu" for (stage, _), (_, res) in demand.items() if res.gpus > gpus})
+    if problems:
+        raise PreflightError("\n".join(problems))
+
+
+def check_serialisable(stages: set[str], registry: Registry) -> None:
+    problems = []
+    for name in sorted(stages):
+        try:
+            ray.cloudpickle.dumps(registry[name])
+        except Exception as err:  # any pickling failure is the stage author's to fix
+            problems.append(f"{name}: the stage cannot be sent to a worker: {err}")
+    if problems:
+        raise PreflightError("\n".join(problems))
+
+
+def pool_size(resources: Resources, jobs: int, cluster: dict[str, float]) -> int:
+    if resources.gpus > 0:
+        fit = int(cluster.get("GPU", 0.0) // resources.gpus)
+    else:
+        fit = int(cluster.get("CPU", 1.0) // max(resources.cpus, 1.0))
+    return max(1, min(jobs, fit))

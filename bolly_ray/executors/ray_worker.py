@@ -1,0 +1,79 @@
+"""The Ray side of an attempt: a task function for CPU stages, an actor class for GPU stages.
+
+Both are defined once, at import. Inputs arrive packed (through the object store) or, for
+the source media, as a path on the node; they are unpacked into a private scratch folder,
+the stage runs through the same `run_attempt` as everywhere else, and its outputs go back
+packed. An actor loads its model once and reports, with each result, how many loads happened
+since its previous result: 1 for its first job (or after a restart), 0 after that.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import ray
+
+from bolly_ray.attempt import run_attempt
+from bolly_ray.driver import AttemptPlan
+from bolly_ray.spec import Stage, StageSettings
+from bolly_ray.transfer import PackedArtifact, pack, unpack
+
+Shipped = Mapping[str, "ray.ObjectRef | str"]
+
+
+@dataclass
+class WorkerResult:
+    outputs: dict[str, PackedArtifact]
+    metrics: dict[str, float] = field(default_factory=dict)
+    runner: str = "task"
+    node_id: str = ""
+    node_ip: str = ""
+
+
+def execute(stage: Stage, plan: AttemptPlan, shipped: Shipped, model: Any, runner: str
+            ) -> WorkerResult:
+    scratch = Path(tempfile.mkdtemp(prefix=f"bolly-ray-{plan.stage}-"))
+    try:
+        inputs = {name: _materialise(value, scratch / "in" / name)
+                  for name, value in shipped.items()}
+        out_dir = scratch / "out"
+        out_dir.mkdir()
+        outcome = run_attempt(stage, replace(plan, inputs=inputs), out_dir, model, runner)
+        packed = {name: pack(out_dir / rel) for name, rel in outcome.outputs.items()}
+        context = ray.get_runtime_context()
+        return WorkerResult(packed, outcome.metrics, runner, context.get_node_id(),
+                            ray.util.get_node_ip_address())
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _materialise(value: ray.ObjectRef | str, folder: Path) -> Path:
+    if isinstance(value, str):
+        return Path(value)
+    return unpack(ray.get(value), folder)
+
+
+@ray.remote(max_retries=0)
+def cpu_attempt(stage: Stage, plan: AttemptPlan, shipped: dict[str, Any]) -> WorkerResult:
+    return execute(stage, plan, shipped, None, "task")
+
+
+@ray.remote(max_task_retries=0)
+class StageActor:
+    """Owns one loaded model and runs one stage's attempts for every job, one at a time."""
+
+    def __init__(self, stage: Stage, settings: StageSettings) -> None:
+        self.stage = stage
+        self.model = stage.load_model(settings)
+        self.unreported_loads = 1
+
+    def run(self, plan: AttemptPlan, shipped: dict[str, Any]) -> WorkerResult:
+        result = execute(self.stage, plan, shipped, self.model, "actor")
+        result.metrics["model_loads"] = self.unreported_loads
+        self.unreported_loads = 0
+        return result

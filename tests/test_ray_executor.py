@@ -1,0 +1,108 @@
+"""The Ray executor on a simulated two-node cluster: a CPU-only head and a worker with a
+(fake) GPU. GPU-kind stages run in warm actors on the GPU node, CPU stages spread over both
+nodes, and three jobs cause one model load per actor."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import ray
+from ray.cluster_utils import Cluster
+
+from bolly_ray.executors.ray_executor import RayExecutor
+from bolly_ray.job import validate_job
+from bolly_ray.registry import build_registry
+from tests import fakes
+
+pytestmark = pytest.mark.slow
+
+
+def gpu_graph() -> list[type]:
+    """media -> prep (source) -> asr (GPU kind) -> (words, names) -> subs."""
+    return [
+        fakes.fake("prep", ["media"], ["audio"]),
+        fakes.fake("asr", ["audio"], ["text"], gpu=True),
+        fakes.fake("words", ["text"], ["timed"]),
+        fakes.fake("names", ["text"], ["fixed"]),
+        fakes.fake("subs", ["timed", "fixed"], ["srt"]),
+    ]
+
+
+def jobs_for(tmp_path: Path, stages: list[type], count: int, **settings: dict) -> list:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    media = tmp_path / "film.txt"
+    media.write_text("FILM")
+    return [validate_job({"id": f"film-{n}", "media": str(media),
+                          "out_root": str(tmp_path / "out"),
+                          "execution": {"executor": "ray"}, "stages": settings},
+                         [s.spec for s in stages], "test") for n in range(count)]
+
+
+def manifests(outcomes: list) -> list[dict]:
+    return [json.loads((o.job_dir / "manifest.json").read_text()) for o in outcomes]
+
+
+@pytest.fixture(scope="module")
+def two_nodes() -> Iterator[tuple[Cluster, str]]:
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "num_gpus": 0})
+    worker = cluster.add_node(num_cpus=2, num_gpus=1)
+    ray.init(address=cluster.address)
+    cluster.wait_for_nodes()
+    try:
+        yield cluster, worker.node_id
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+
+def test_gpu_stages_on_the_gpu_node_cpu_stages_on_both_one_load_per_actor(
+        two_nodes: tuple[Cluster, str], tmp_path: Path) -> None:
+    _, gpu_node = two_nodes
+    stages = gpu_graph()
+    jobs = jobs_for(tmp_path, stages, 3, words={"sleep_s": 0.3}, names={"sleep_s": 0.3})
+    outcomes = RayExecutor(build_registry(stages)).run(jobs)
+    assert [o.status for o in outcomes] == ["succeeded"] * 3
+    records = [m["stages"] for m in manifests(outcomes)]
+    head = ray.get_runtime_context().get_node_id()
+    assert {r["asr"]["node_id"] for r in records} == {gpu_node}
+    assert {r["asr"]["runner"] for r in records} == {"actor"}
+    assert sum(r["asr"]["metrics"]["model_loads"] for r in records) == 1
+    assert {r["prep"]["node_id"] for r in records} == {head}  # reads the media: driver's node
+    spread = {r[s]["node_id"] for r in records for s in ("words", "names", "subs")}
+    assert spread == {head, gpu_node}
+    assert {r[s]["runner"] for r in records for s in ("prep", "words", "subs")} == {"task"}
+    out = outcomes[0].job_dir / records[0]["subs"]["outputs"]["srt"]["path"]
+    assert out.read_text() == ("FILM>prep:None>asr:model-1>names:None"
+                               "+FILM>prep:None>asr:model-1>words:None>subs:None")
+
+
+def test_ray_and_local_executors_publish_identical_outputs(
+        two_nodes: tuple[Cluster, str], tmp_path: Path) -> None:
+    from bolly_ray.executors import LocalExecutor
+
+    stages = gpu_graph()
+    [on_ray] = RayExecutor(build_registry(stages)).run(jobs_for(tmp_path / "r", stages, 1))
+    fakes.LOADS.clear()
+    [local] = LocalExecutor(build_registry(stages)).run(jobs_for(tmp_path / "l", stages, 1))
+
+    def hashes(outcome) -> dict[str, dict[str, str]]:
+        [manifest] = manifests([outcome])
+        return {stage: {name: out["sha256"] for name, out in record["outputs"].items()}
+                for stage, record in manifest["stages"].items()}
+
+    assert hashes(on_ray) == hashes(local)
+    assert len(hashes(on_ray)) == 5
+
+
+def test_a_permanent_failure_on_ray_is_not_retried(
+        two_nodes: tuple[Cluster, str], tmp_path: Path) -> None:
+    stages = gpu_graph()
+    [outcome] = RayExecutor(build_registry(stages)).run(
+        jobs_for(tmp_path, stages, 1, names={"fail": "permanent"}))
+    [manifest] = manifests([outcome])
+    assert outcome.status == "failed" and outcome.failed_stage == "names"
+    assert manifest["stages"]["names"]["error"] == "names: bad media on purpose"
+    assert manifest["stages"]["names"]["attempts"] == 1

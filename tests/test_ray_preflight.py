@@ -1,0 +1,29 @@
+"""Preflight on Ray: a GPU stage on a cluster without GPUs fails at once, with a message."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import ray
+
+from bolly_ray.executors.ray_executor import PreflightError, RayExecutor
+from bolly_ray.registry import build_registry
+from tests.test_ray_executor import gpu_graph, jobs_for
+
+pytestmark = pytest.mark.slow
+
+
+def test_a_cluster_without_gpus_fails_fast_with_a_message(tmp_path: Path) -> None:
+    ray.init(address="local", num_cpus=1, num_gpus=0, include_dashboard=False)
+    try:
+        stages = gpu_graph()
+        started = time.monotonic()
+        with pytest.raises(PreflightError, match="asr needs 1 GPU; the cluster has 0: start "
+                           "a GPU node or set asr.device=cpu"):
+            RayExecutor(build_registry(stages)).run(jobs_for(tmp_path, stages, 1))
+        assert time.monotonic() - started < 5
+        assert not (tmp_path / "out").exists()  # nothing started, nothing written
+    finally:
+        ray.shutdown()

@@ -1,0 +1,141 @@
+"""`bolly-ray run` against Ray for real: the embedded default, and a cluster of two raylets
+started with `ray start --head` and `ray start --address` (a CPU head, a fake-GPU worker)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PLUGIN_SITE, assert_one_line_error, bolly, read_manifest
+from tests.media.make_media import MediaCase
+
+pytestmark = pytest.mark.slow
+GPU_PLUGIN_SITE = Path(__file__).resolve().parent / "gpu_plugin_site"
+RAY = Path(sys.executable).with_name("ray")
+
+
+def gpu_env(**extra: str) -> dict[str, str]:
+    return {"PYTHONPATH": os.pathsep.join([str(GPU_PLUGIN_SITE), str(PLUGIN_SITE)]),
+            "BOLLY_RAY_EXECUTOR": "ray", **extra}
+
+
+def gpu_job(media: MediaCase, root: Path, job_id: str = "film", **stages: dict) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    job_file = root / f"{job_id}.json"
+    job_file.write_text(json.dumps({
+        "id": job_id, "media": str(media.path), "user": "u", "created": "2026-11-29",
+        "out_root": str(root / "out"), "stages": stages}))
+    return job_file
+
+
+def job_dir(root: Path, job_id: str = "film") -> Path:
+    return root / "out" / "2026" / "11" / "29" / "u" / job_id
+
+
+def test_no_gpu_anywhere_fails_in_seconds_with_the_fix_in_the_message(
+        media: dict[str, MediaCase], tmp_path: Path) -> None:
+    job_file = gpu_job(media["wav_only"], tmp_path)
+    started = time.monotonic()
+    done = bolly("run", job_file, "--only", "demux,gpucopy", cwd=tmp_path, env=gpu_env())
+    assert_one_line_error(done, 1, "gpucopy needs 1 GPU; the cluster has 0: start a GPU node "
+                          "or set gpucopy.device=cpu")
+    assert time.monotonic() - started < 60
+    assert not job_dir(tmp_path).exists()
+
+
+def test_a_gpu_stage_set_to_cpu_runs_in_an_actor_without_a_gpu(
+        media: dict[str, MediaCase], tmp_path: Path) -> None:
+    job_file = gpu_job(media["wav_only"], tmp_path)
+    done = bolly("run", job_file, "--only", "demux,gpucopy", "--set", "gpucopy.device=cpu",
+                 cwd=tmp_path, env=gpu_env())
+    assert done.returncode == 0, done.stderr
+    record = read_manifest(job_dir(tmp_path))["stages"]["gpucopy"]
+    assert (record["runner"], record["metrics"]["model_loads"]) == ("actor", 1)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("", 0))
+        return s.getsockname()[1]
+
+
+def start_raylet(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    ports = ["--node-manager-port", "--object-manager-port", "--dashboard-agent-grpc-port",
+             "--dashboard-agent-listen-port", "--metrics-export-port", "--runtime-env-agent-port"]
+    port_args = [arg for flag in ports for arg in (flag, str(free_port()))]
+    return subprocess.Popen([str(RAY), "start", "--block", "--disable-usage-stats", *args,
+                             *port_args], env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Stop what we started, by its process group: never `ray stop`."""
+    for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(process.pid, sig)
+            process.wait(timeout=wait)
+            return
+        except ProcessLookupError:
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def wait_for_nodes(address: str, count: int, env: dict[str, str]) -> list[dict]:
+    probe = ("import json, ray; ray.init(address=%r, logging_level='ERROR'); "
+             "print(json.dumps([{'id': n['NodeID'], 'gpus': n['Resources'].get('GPU', 0)} "
+             "for n in ray.nodes() if n['Alive']]))" % address)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True,
+                              text=True, timeout=60, check=False)
+        if done.returncode == 0:
+            nodes = json.loads(done.stdout.strip().splitlines()[-1])
+            if len(nodes) >= count:
+                return nodes
+        time.sleep(1)
+    raise AssertionError(f"the cluster at {address} never had {count} nodes")
+
+
+@pytest.fixture
+def ray_start_cluster(tmp_path: Path, ray_tmpdir: Path) -> Iterator[tuple[str, list[dict]]]:
+    env = {**os.environ, **gpu_env(), "RAY_AUTH_MODE": "disabled"}
+    port = free_port()
+    address = f"{socket.gethostbyname(socket.gethostname())}:{port}"
+    head = start_raylet(["--head", f"--port={port}", "--num-cpus=2", "--num-gpus=0",
+                         "--include-dashboard=false", f"--temp-dir={ray_tmpdir}",
+                         f"--ray-client-server-port={free_port()}"], env)
+    worker = None
+    try:
+        wait_for_nodes(address, 1, env)
+        worker = start_raylet([f"--address={address}", "--num-cpus=1", "--num-gpus=1"], env)
+        yield address, wait_for_nodes(address, 2, env)
+    finally:
+        for process in (worker, head):
+            if process is not None:
+                stop(process)
+
+
+def test_run_with_address_joins_a_ray_start_cluster(
+        ray_start_cluster: tuple[str, list[dict]], media: dict[str, MediaCase],
+        tmp_path: Path) -> None:
+    address, nodes = ray_start_cluster
+    gpu_node = next(n["id"] for n in nodes if n["gpus"] > 0)
+    files = [gpu_job(media["mp4_aac"], tmp_path, f"film-{n}") for n in range(3)]
+    done = bolly("run", *files, "--only", "demux,gpucopy", "--address", address, "--json",
+                 cwd=tmp_path, env=gpu_env(), timeout=240)
+    assert done.returncode == 0, done.stderr
+    assert [j["status"] for j in json.loads(done.stdout)["jobs"]] == ["succeeded"] * 3
+    records = [read_manifest(job_dir(tmp_path, f"film-{n}"))["stages"] for n in range(3)]
+    assert {r["gpucopy"]["node_id"] for r in records} == {gpu_node}
+    assert sum(r["gpucopy"]["metrics"]["model_loads"] for r in records) == 1
+    assert all(r["gpucopy"]["metrics"]["cuda_visible"] == 1 for r in records)

@@ -91,9 +91,9 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def wait_for_nodes(address: str, count: int, env: dict[str, str]) -> list[dict]:
-    probe = ("import json, ray; ray.init(address=%r, logging_level='ERROR'); "
+    probe = (f"import json, ray; ray.init(address={address!r}, logging_level='ERROR'); "
              "print(json.dumps([{'id': n['NodeID'], 'gpus': n['Resources'].get('GPU', 0)} "
-             "for n in ray.nodes() if n['Alive']]))" % address)
+             "for n in ray.nodes() if n['Alive']]))")
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True,

@@ -80,8 +80,8 @@ class Executor(ABC):
     def run(self, jobs: Sequence[JobBase], selection: Selection | None = None
             ) -> list[JobOutcome]:
         sessions = self.preflight(jobs, selection or Selection())
-        self._start(sessions)
         try:
+            self._start(sessions)
             with job_logs([(s.job.id, s.dir.logs / "run.log") for s in sessions]):
                 return self._drive(sessions)
         finally:

@@ -31,7 +31,14 @@ from bolly_ray.executors.base import Executor, Finished
 from bolly_ray.executors.ray_worker import StageActor, WorkerResult, cpu_attempt
 from bolly_ray.hardware import detect_gpus
 from bolly_ray.registry import Registry
-from bolly_ray.spec import SOURCE_ARTIFACT, ComputeKind, Locality, Resources, Stage
+from bolly_ray.spec import (
+    SOURCE_ARTIFACT,
+    ComputeKind,
+    Locality,
+    Resources,
+    Stage,
+    StageSettings,
+)
 from bolly_ray.transfer import pack, unpack
 
 log = logging.getLogger(__name__)
@@ -51,6 +58,17 @@ class PreflightError(BollyRayError):
     """The jobs cannot run on this cluster as it is."""
 
 
+@dataclass(frozen=True)
+class Demand:
+    """What one (stage, model) actor pool must serve in a run."""
+
+    jobs: int
+    resources: Resources
+    settings: StageSettings
+    fresh: bool
+    """Some job has no output of this stage yet, so its model will surely be needed."""
+
+
 @dataclass
 class _Pool:
     actors: list[Any]
@@ -65,6 +83,11 @@ class RayExecutor(Executor):
                  address: str | None = None) -> None:
         super().__init__(registry, observers)
         self.address = address or os.environ.get("RAY_ADDRESS") or None
+        self._embedded = False
+        self._pools: dict[PoolKey, _Pool] = {}
+        self._demand: dict[PoolKey, Demand] = {}
+        self._inflight: dict[Hashable, tuple[Path, PoolKey, int]] = {}
+        self._puts: dict[tuple[str, int, int], ray.ObjectRef] = {}
 
     # -- backend lifecycle ----------------------------------------------------------------
 
@@ -72,21 +95,23 @@ class RayExecutor(Executor):
         self._embedded = connect(self.address)
         self._driver_node = ray.get_runtime_context().get_node_id()
         self._jobs = {s.job.id: s for s in sessions}
-        self._pools: dict[PoolKey, _Pool] = {}
-        self._inflight: dict[Hashable, tuple[Path, PoolKey, int] | None] = {}
-        self._puts: dict[tuple[str, int, int], ray.ObjectRef] = {}
         self._demand = self._gpu_demand(sessions)
         check_fits(self._demand, ray.cluster_resources())
         check_serialisable({stage for stage, _ in self._demand} | self._cpu_stages(sessions),
                            self.registry)
+        for key, need in self._demand.items():
+            if need.fresh:  # models load while the CPU stages run; reruns load on demand
+                self._pools[key] = self._new_pool(key, need)
 
     def _stop(self) -> None:
         for pool in self._pools.values():
             for actor in pool.actors:
                 ray.kill(actor, no_restart=True)
+        self._pools.clear()
         self._puts.clear()
         if self._embedded:
             ray.shutdown()
+            self._embedded = False
 
     # -- submission -------------------------------------------------------------------------
 
@@ -95,7 +120,9 @@ class RayExecutor(Executor):
         shipped = self._ship(plan)
         if plan.spec.compute == ComputeKind.GPU:
             key = (plan.stage, stage.model_id(plan.settings))
-            pool = self._pool(key, stage, plan)
+            if key not in self._pools:
+                self._pools[key] = self._new_pool(key, self._demand[key])
+            pool = self._pools[key]
             index = pool.pick()
             pool.busy[index] += 1
             ref = pool.actors[index].run.remote(plan, shipped)
@@ -143,19 +170,18 @@ class RayExecutor(Executor):
             shipped[name] = self._puts[key]
         return shipped
 
-    def _pool(self, key: PoolKey, stage: Stage, plan: AttemptPlan) -> _Pool:
-        if key not in self._pools:
-            resources = stage.resources(plan.settings)
-            jobs = self._demand[key][0] if key in self._demand else 1
-            size = pool_size(resources, jobs, ray.cluster_resources())
-            options = {"num_gpus": resources.gpus,
-                       "num_cpus": 0 if resources.gpus else resources.cpus,
-                       "max_restarts": ACTOR_RESTARTS, **self._placement(stage, plan)}
-            actors = [StageActor.options(**options).remote(stage, plan.settings)
-                      for _ in range(size)]
-            self._pools[key] = _Pool(actors, Counter())
-            log.info("%s: %d actor(s) with %g GPU each", key[0], size, resources.gpus)
-        return self._pools[key]
+    def _new_pool(self, key: PoolKey, need: Demand) -> _Pool:
+        stage = self.registry[key[0]]
+        size = pool_size(need.resources, need.jobs, ray.cluster_resources())
+        options: dict[str, Any] = {
+            "num_gpus": need.resources.gpus,
+            "num_cpus": 0 if need.resources.gpus else need.resources.cpus,
+            "max_restarts": ACTOR_RESTARTS}
+        if stage.spec.node_labels:
+            options["label_selector"] = dict(stage.spec.node_labels)
+        actors = [StageActor.options(**options).remote(stage, need.settings) for _ in range(size)]
+        log.info("%s: %d actor(s) with %g GPU each", key[0], size, need.resources.gpus)
+        return _Pool(actors, Counter())
 
     def _task_options(self, stage: Stage, plan: AttemptPlan) -> dict[str, Any]:
         resources = stage.resources(plan.settings)
@@ -181,18 +207,22 @@ class RayExecutor(Executor):
 
     # -- preflight helpers ---------------------------------------------------------------
 
-    def _gpu_demand(self, sessions: list[JobSession]) -> dict[PoolKey, tuple[int, Resources]]:
-        """(stage, model) -> (jobs that will run it, what one attempt needs), GPU kind only."""
-        demand: dict[PoolKey, tuple[int, Resources]] = {}
+    def _gpu_demand(self, sessions: list[JobSession]) -> dict[PoolKey, Demand]:
+        """What each (stage, model) actor pool must serve in this run, GPU kind only."""
+        demand: dict[PoolKey, Demand] = {}
         for session in sessions:
+            before = session.dir.read_manifest(session.job.id).stages  # a peek, not the lock
             for name in session.selected:
                 stage = self.registry[name]
                 if stage.spec.compute != ComputeKind.GPU or session.is_disabled(name):
                     continue
                 settings = session.job.stage_settings(name)
                 key = (name, stage.model_id(settings))
-                jobs = demand[key][0] if key in demand else 0
-                demand[key] = (jobs + 1, stage.resources(settings))
+                earlier = demand.get(key)
+                fresh = name not in before or not before[name].status.has_outputs
+                demand[key] = Demand((earlier.jobs if earlier else 0) + 1,
+                                     stage.resources(settings), settings,
+                                     fresh or bool(earlier and earlier.fresh))
         return demand
 
     def _cpu_stages(self, sessions: list[JobSession]) -> set[str]:
@@ -217,11 +247,12 @@ def connect(address: str | None) -> bool:
     return True
 
 
-def check_fits(demand: dict[PoolKey, tuple[int, Resources]], cluster: dict[str, float]) -> None:
+def check_fits(demand: dict[PoolKey, Demand], cluster: dict[str, float]) -> None:
     gpus = cluster.get("GPU", 0.0)
     problems = sorted({
-        f"{stage} needs {res.gpus:g} GPU; the cluster has {gpus:g}: start a GPU node or set "
-        f"{stage}.device=cpu" for (stage, _), (_, res) in demand.items() if res.gpus > gpus})
+        f"{stage} needs {need.resources.gpus:g} GPU; the cluster has {gpus:g}: start a GPU "
+        f"node or set {stage}.device=cpu"
+        for (stage, _), need in demand.items() if need.resources.gpus > gpus})
     if problems:
         raise PreflightError("\n".join(problems))
 

@@ -106,3 +106,15 @@ def test_a_permanent_failure_on_ray_is_not_retried(
     assert outcome.status == "failed" and outcome.failed_stage == "names"
     assert manifest["stages"]["names"]["error"] == "names: bad media on purpose"
     assert manifest["stages"]["names"]["attempts"] == 1
+
+
+def test_media_on_a_shared_path_lets_source_stages_run_anywhere(
+        two_nodes: tuple[Cluster, str], tmp_path: Path) -> None:
+    _, gpu_node = two_nodes
+    stages = gpu_graph()
+    jobs = [job.model_copy(update={"execution": job.execution.model_copy(
+                update={"shared_paths": [tmp_path]})})
+            for job in jobs_for(tmp_path, stages, 4, prep={"sleep_s": 0.3})]
+    outcomes = RayExecutor(build_registry(stages)).run(jobs)
+    nodes = {m["stages"]["prep"]["node_id"] for m in manifests(outcomes)}
+    assert nodes == {ray.get_runtime_context().get_node_id(), gpu_node}

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import re
+import threading
 import time
 from pathlib import Path
 
 import pytest
 import ray
 
-from bolly_ray.executors.ray_executor import PreflightError, RayExecutor
+from bolly_ray.executors.ray_executor import PreflightError, RayExecutor, check_serialisable
 from bolly_ray.registry import build_registry
+from bolly_ray.spec import Stage, StageSpec
 from tests.test_ray_executor import gpu_graph, jobs_for
 
 pytestmark = pytest.mark.slow
@@ -28,3 +30,17 @@ def test_a_cluster_without_gpus_fails_fast_with_a_message(tmp_path: Path) -> Non
         assert not (tmp_path / "out").exists()  # nothing started, nothing written
     finally:
         ray.shutdown()
+
+
+class HoldsALock(Stage):
+    spec = StageSpec(name="locked", inputs=("media",), outputs=("x",))
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()  # cannot be pickled, so cannot reach a worker
+
+
+def test_stages_that_cannot_reach_a_worker_are_named_before_anything_runs() -> None:
+    registry = build_registry([HoldsALock, *gpu_graph()])
+    with pytest.raises(PreflightError, match=r"locked: the stage cannot be sent to a worker: "
+                       r"cannot pickle '_thread.lock' object"):
+        check_serialisable({"locked", "asr", "prep"}, registry)

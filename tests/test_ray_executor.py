@@ -4,6 +4,7 @@ nodes, and three jobs cause one model load per actor."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from ray.cluster_utils import Cluster
 from bolly_ray.executors.ray_executor import RayExecutor
 from bolly_ray.job import validate_job
 from bolly_ray.registry import build_registry
+from bolly_ray.spec import Locality
 from tests import fakes
 
 pytestmark = pytest.mark.slow
@@ -48,7 +50,7 @@ def manifests(outcomes: list) -> list[dict]:
 @pytest.fixture(scope="module")
 def two_nodes() -> Iterator[tuple[Cluster, str]]:
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "num_gpus": 0})
-    worker = cluster.add_node(num_cpus=2, num_gpus=1)
+    worker = cluster.add_node(num_cpus=2, num_gpus=1, labels={"bolly-ray/role": "gpu"})
     ray.init(address=cluster.address)
     cluster.wait_for_nodes()
     try:
@@ -118,3 +120,17 @@ def test_media_on_a_shared_path_lets_source_stages_run_anywhere(
     outcomes = RayExecutor(build_registry(stages)).run(jobs)
     nodes = {m["stages"]["prep"]["node_id"] for m in manifests(outcomes)}
     assert nodes == {ray.get_runtime_context().get_node_id(), gpu_node}
+
+
+def test_node_labels_in_a_spec_pin_a_cpu_stage_to_matching_nodes(
+        two_nodes: tuple[Cluster, str], tmp_path: Path) -> None:
+    _, gpu_node = two_nodes
+    pinned = fakes.fake("pinned", ["media"], ["x"])
+    pinned.spec = dataclasses.replace(pinned.spec, node_labels={"bolly-ray/role": "gpu"},
+                                      locality=Locality.ANY)
+    stages = [fakes.fake("plain", ["media"], ["y"]), pinned]
+    jobs = [job.model_copy(update={"execution": job.execution.model_copy(
+                update={"shared_paths": [tmp_path]})})
+            for job in jobs_for(tmp_path, stages, 3)]
+    outcomes = RayExecutor(build_registry(stages)).run(jobs)
+    assert {m["stages"]["pinned"]["node_id"] for m in manifests(outcomes)} == {gpu_node}

@@ -109,12 +109,15 @@ def run(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout")] = False,
     address: AddressOption = None,
     executor: ExecutorOption = None,
+    cpu_stages: Annotated[str | None, typer.Option(
+        help="native (default) or docker: each CPU stage in its own hardened container")] = None,
 ) -> None:
     """Run one or more jobs."""
     from bolly_ray.runner import run_jobs
 
     outcomes = _guard(lambda: run_jobs(jobs, _registry(), set_ or [], only, from_, force,
-                                       quiet=as_json, executor=executor, address=address))
+                                       quiet=as_json, executor=executor, address=address,
+                                       cpu_stages=cpu_stages))
     failed = [o for o in outcomes if o.status != "succeeded"]
     if as_json:
         typer.echo(json.dumps({"jobs": [_outcome_json(o) for o in outcomes]}))
@@ -163,6 +166,86 @@ def demo(
         say(f"demo succeeded: {outcome.job_dir}", style="green")
         for path in files:
             say(f"  {path.relative_to(outcome.job_dir)}")
+
+
+images_app = typer.Typer(no_args_is_help=True, help="Build and list the CPU stage images.")
+app.add_typer(images_app, name="images")
+WHEEL_CACHE = Path.home() / ".cache" / "bolly-ray" / "wheels"
+
+
+@images_app.command("build")
+def images_build(
+    mode: Annotated[str, typer.Option(
+        help="native: CPU stage images (GPU stages run natively); cpu: every stage; "
+             "full: every stage, GPU ones with their GPU libraries")] = "native",
+    stage: Annotated[str | None, typer.Option(help="Only this stage's image")] = None,
+    base_image: Annotated[str | None, typer.Option(
+        help="Python base image (default python:3.11-slim)")] = None,
+    ffmpeg_base_image: Annotated[str | None, typer.Option(
+        help="Base for stages that need ffmpeg (default: --base-image plus apt's ffmpeg)")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option(help="List what would be built, and sizes")] = False,
+) -> None:
+    """Build slim images for CPU stages, offline, from wheels built on this machine."""
+    from rich.table import Table
+
+    from bolly_ray import images
+
+    if mode not in ("native", "cpu", "full"):
+        fail(f"--mode {mode}: expected native, cpu or full", 2)
+    plans = _guard(lambda: images.plan_images(_registry(), mode, stage, base_image,
+                                              ffmpeg_base_image))  # type: ignore[arg-type]
+    client = None if dry_run else _guard(_docker)
+    table = Table(title=f"stage images ({mode}{', dry run' if dry_run else ''})")
+    for column in ("image", "stage", "base", "size"):
+        table.add_column(column)
+    WHEEL_CACHE.mkdir(parents=True, exist_ok=True)
+    own_wheel = None if dry_run else _guard(lambda: images.bolly_ray_wheel(WHEEL_CACHE))
+    for plan in plans:
+        if dry_run:
+            size = f"~{images.estimated_size_mb(_docker_or_none(), plan):.0f} MB (estimate)"
+        else:
+            wheels = _guard(lambda p=plan: [own_wheel,
+                                            *images.wheels_for(p.requirements, WHEEL_CACHE)])
+            _, size_bytes = _guard(lambda p=plan, w=wheels: images.build_image(
+                client, p, w, lambda m: say(m)))
+            size = f"{size_bytes / 1e6:.0f} MB"
+        table.add_row(plan.tag, plan.stage, plan.base_image, size)
+    Console(stderr=True).print(table)
+
+
+@images_app.command("list")
+def images_list(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout")] = False,
+) -> None:
+    """Show bolly-ray's stage images here: tag, stage, version, size."""
+    from rich.table import Table
+
+    from bolly_ray.images import local_images
+
+    rows = local_images(_guard(_docker))
+    if as_json:
+        typer.echo(json.dumps({"images": rows}))
+        return
+    table = Table(title="bolly-ray stage images")
+    for column in ("tag", "stage", "version", "size_mb"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(str(row[c]) for c in ("tag", "stage", "version", "size_mb")))
+    Console().print(table)
+
+
+def _docker() -> object:
+    from bolly_ray.container import docker_client
+
+    return docker_client()
+
+
+def _docker_or_none() -> object | None:
+    try:
+        return _docker()
+    except BollyRayError:
+        return None
 
 
 def _registry() -> Registry:

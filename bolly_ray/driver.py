@@ -56,6 +56,8 @@ class AttemptOutcome:
     runner: str = "local"
     node_id: str | None = None
     node_ip: str | None = None
+    image: str | None = None
+    """The container image id, when the attempt ran in a container."""
 
 
 def job_facts(job: JobBase) -> dict[str, Any]:
@@ -143,7 +145,7 @@ class JobSession:
         spec = self.pipeline.specs[stage]
         return [a for a in spec.inputs if self._input_path(a) is None]
 
-    def plan(self, stage: str) -> AttemptPlan:
+    def plan(self, stage: str, runtime: str | None = None) -> AttemptPlan:
         spec = self.pipeline.specs[stage]
         inputs = {a: p for a in spec.all_inputs if (p := self._input_path(a)) is not None}
         settings = self.job.stage_settings(stage)
@@ -151,7 +153,7 @@ class JobSession:
         key = cache_key(
             stage=stage, version=spec.version, settings=settings.model_dump(mode="json"),
             job_facts={k: facts[k] for k in spec.job_fields},
-            model_id=self.registry[stage].model_id(settings),
+            model_id=self.registry[stage].model_id(settings), runtime=runtime,
             inputs={a: self._input_hash(a) for a in inputs})
         return AttemptPlan(self.job.id, stage, spec, settings, inputs,
                            {k: facts[k] for k in spec.job_fields}, key)
@@ -221,8 +223,8 @@ class JobSession:
             for artifact, rel in outcome.outputs.items() if artifact in plan.spec.outputs}
         record.status, record.key, record.error = StageStatus.SUCCEEDED, plan.key, None
         record.ended_at, record.duration_s = now_iso(), round(time.monotonic() - started, 3)
-        record.runner, record.node_id, record.node_ip = (
-            outcome.runner, outcome.node_id, outcome.node_ip)
+        record.runner, record.node_id, record.node_ip, record.image = (
+            outcome.runner, outcome.node_id, outcome.node_ip, outcome.image)
         record.metrics = dict(outcome.metrics)
         self._save()
 

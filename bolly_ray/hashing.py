@@ -56,9 +56,12 @@ def source_fingerprint(path: Path) -> str:
 
 def cache_key(*, stage: str, version: str, settings: Mapping[str, Any],
               job_facts: Mapping[str, Any], model_id: str | None,
-              inputs: Mapping[str, str]) -> str:
-    """sha256 over a canonical JSON of everything a stage run depends on."""
+              inputs: Mapping[str, str], runtime: str | None = None) -> str:
+    """sha256 over a canonical JSON of everything a stage run depends on; `runtime` is the
+    container image a stage runs in (absent for native runs, whose keys it leaves as they were)."""
     payload = {"stage": stage, "version": version, "settings": settings,
                "job": job_facts, "model": model_id, "inputs": dict(sorted(inputs.items()))}
+    if runtime is not None:
+        payload["runtime"] = runtime
     blob = json.dumps(payload, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()

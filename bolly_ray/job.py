@@ -35,6 +35,9 @@ class ExecutionSettings(BaseModel):
     executor: Literal["ray", "local"] = Field(
         default="ray", description="ray: a Ray cluster (embedded when no address is given); "
         "local: every stage in this process, one after another")
+    cpu_stages: Literal["native", "docker"] = Field(
+        default="native", description="native: CPU stages run in Ray workers (or in-process); "
+        "docker: each CPU stage runs in its own hardened container")
     address: str | None = Field(
         default=None, description="Ray cluster to join: auto or HOST:PORT (else RAY_ADDRESS, "
         "else an embedded Ray on this machine)")

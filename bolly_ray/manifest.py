@@ -55,6 +55,7 @@ class StageRecord(BaseModel):
     node_id: str | None = None
     node_ip: str | None = None
     runner: str | None = None
+    image: str | None = None
     key: str | None = None
     outputs: dict[str, OutputRecord] = Field(default_factory=dict)
     metrics: dict[str, float] = Field(default_factory=dict)

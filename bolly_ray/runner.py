@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from bolly_ray.driver import Selection
 from bolly_ray.errors import BollyRayError, UsageError
@@ -36,26 +37,39 @@ def load_jobs(paths: Sequence[Path], registry: Registry, overrides: Sequence[str
 
 def run_jobs(paths: Sequence[Path], registry: Registry, overrides: Sequence[str],
              only: str | None, start: str | None, force: bool, quiet: bool = False,
-             executor: str | None = None, address: str | None = None) -> list[JobOutcome]:
+             executor: str | None = None, address: str | None = None,
+             cpu_stages: str | None = None) -> list[JobOutcome]:
     jobs = load_jobs(paths, registry, overrides)
     selection = Selection(tuple((only or "").split(",")) if only else (), start, force)
     observers = Observers([] if quiet else [LoggingObserver()])
-    return make_executor(jobs, registry, observers, executor, address).run(jobs, selection)
+    chosen = make_executor(jobs, registry, observers, executor, address, cpu_stages)
+    return chosen.run(jobs, selection)
 
 
 def make_executor(jobs: Sequence[JobBase], registry: Registry, observers: Observers,
-                  kind: str | None = None, address: str | None = None) -> Executor:
+                  kind: str | None = None, address: str | None = None,
+                  cpu_stages: str | None = None) -> Executor:
     """The executor the jobs ask for; command-line choices win over the job files."""
-    kinds = {kind} if kind else {j.execution.executor for j in jobs}
-    addresses = {address} if address else {j.execution.address for j in jobs}
-    if len(kinds) > 1 or len(addresses) > 1:
-        raise UsageError("jobs run together must share execution.executor and "
-                         "execution.address (or pass --executor / --address)")
-    chosen, where = kinds.pop(), addresses.pop()
+    chosen = _shared(jobs, "executor", kind)
+    where = _shared(jobs, "address", address)
+    containers = _shared(jobs, "cpu_stages", cpu_stages)
+    if containers not in ("native", "docker"):
+        raise UsageError(f"unknown --cpu-stages {containers!r} (native or docker)")
     if chosen == "local":
-        return LocalExecutor(registry, observers)
+        return LocalExecutor(registry, observers, cpu_stages=containers)
     if chosen != "ray":
         raise UsageError(f"unknown executor {chosen!r} (ray or local)")
     from bolly_ray.executors.ray_executor import RayExecutor
 
-    return RayExecutor(registry, observers, address=where)
+    return RayExecutor(registry, observers, address=where, cpu_stages=containers)
+
+
+def _shared(jobs: Sequence[JobBase], field: str, override: str | None) -> Any:
+    """One execution setting for the whole run: the command line's, or the jobs' common one."""
+    if override:
+        return override
+    values = {getattr(job.execution, field) for job in jobs}
+    if len(values) > 1:
+        raise UsageError(f"jobs run together must share execution.{field} "
+                         f"(or pass --{field.replace('_', '-')})")
+    return values.pop()

@@ -83,6 +83,12 @@ class StageSpec:
     compute: ComputeKind = ComputeKind.CPU
     image: str | None = None
     locality: Locality = Locality.ANY
+    image_requirements: tuple[str, ...] = ()
+    """pip requirements its container image needs beyond bolly-ray's own."""
+    image_tools: tuple[str, ...] = ()
+    """System tools its container image needs (e.g. "ffmpeg")."""
+    needs_network: bool = False
+    """Its container gets a network (TMDB); every other stage container has none."""
     node_labels: Mapping[str, str] = field(default_factory=dict)
     """Ray node labels an attempt must run on (e.g. {"bolly-ray/media": "true"})."""
     critical: bool = True

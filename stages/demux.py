@@ -83,6 +83,7 @@ class DemuxStage(Stage):
         name="demux", inputs=(SOURCE_ARTIFACT,), outputs=("audio", "media_info"),
         settings_model=DemuxSettings, job_fields=("source_language",),
         resources=Resources(cpus=1, memory_mb=512), locality=Locality.SOURCE,
+        image_tools=("ffmpeg",),
         timeout_s=3 * 3600, version="1")
 
     def run(self, ctx: StageContext, model: object = None) -> StageResult:

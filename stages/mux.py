@@ -82,6 +82,7 @@ class MuxStage(Stage):
         name="mux", inputs=(SOURCE_ARTIFACT, "subtitles"), outputs=("video",),
         settings_model=MuxSettings, job_fields=("name", "target_languages"),
         exports={"video": "."}, resources=Resources(cpus=1, memory_mb=512),
+        image_tools=("ffmpeg",),
         locality=Locality.SOURCE, critical=False, timeout_s=3 * 3600, version="1")
 
     def run(self, ctx: StageContext, model: object = None) -> StageResult:

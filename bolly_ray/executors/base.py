@@ -12,6 +12,7 @@ Subclasses only say how an attempt is submitted and how finished attempts are co
 from __future__ import annotations
 
 import logging
+import os
 import time
 import traceback
 from abc import ABC, abstractmethod
@@ -19,6 +20,7 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bolly_ray.container import ContainerRunner, docker_client, reap
 from bolly_ray.driver import AttemptOutcome, AttemptPlan, JobSession, Selection, final_status
 from bolly_ray.errors import (
     BollyRayError,
@@ -28,10 +30,12 @@ from bolly_ray.errors import (
     WorkerLostError,
 )
 from bolly_ray.events import Observers, StageEvent
+from bolly_ray.images import resolve_images
 from bolly_ray.job import JobBase
 from bolly_ray.joblog import job_logs, working_for
 from bolly_ray.manifest import JobStatus, StageStatus
 from bolly_ray.registry import Registry
+from bolly_ray.spec import ComputeKind
 
 log = logging.getLogger(__name__)
 
@@ -73,14 +77,19 @@ class JobProgress:
 
 
 class Executor(ABC):
-    def __init__(self, registry: Registry, observers: Observers | None = None) -> None:
+    def __init__(self, registry: Registry, observers: Observers | None = None,
+                 cpu_stages: str = "native") -> None:
         self.registry = registry
         self.observers = observers or Observers()
+        self.cpu_stages = cpu_stages
+        self.containers: ContainerRunner | None = None
 
     def run(self, jobs: Sequence[JobBase], selection: Selection | None = None
             ) -> list[JobOutcome]:
         sessions = self.preflight(jobs, selection or Selection())
         try:
+            if self.cpu_stages == "docker":
+                self.containers = container_runner(sessions, self.registry)
             self._start(sessions)
             with job_logs([(s.job.id, s.dir.logs / "run.log") for s in sessions]):
                 return self._drive(sessions)
@@ -161,6 +170,11 @@ class Executor(ABC):
             outcomes[session.job.id] = JobOutcome(session.job.id, session.dir.root,
                                                   JobStatus.FAILED, str(err))
             return False
+        if self.containers is not None:  # we hold the job's lock: leftovers are orphans
+            removed = reap(docker_client(), {session.job.id})
+            if removed:
+                log.warning("%s: removed %d container(s) an earlier run left behind",
+                            session.job.id, removed)
         return True
 
     def _start_ready(self, job: JobProgress, flights: dict[Hashable, Flight]) -> None:
@@ -188,7 +202,7 @@ class Executor(ABC):
             session.mark_failed(stage, message)
             self._emit(job_id, stage, StageStatus.FAILED, message=message)
             return message
-        plan = session.plan(stage)
+        plan = session.plan(stage, runtime=self._runtime(stage))
         if session.is_cached(plan):
             session.mark_cached(stage)
             self._emit(job_id, stage, StageStatus.CACHED)
@@ -250,6 +264,12 @@ class Executor(ABC):
         stage, error = job.failed if job.failed else (None, None)
         return JobOutcome(session.job.id, session.dir.root, status, error, stage, stages)
 
+    def _runtime(self, stage: str) -> str | None:
+        """What the stage runs in, when that is part of its cache key (a container image)."""
+        if self.containers is not None and stage in self.containers.images:
+            return f"docker:{self.containers.images[stage]}"
+        return None
+
     @staticmethod
     def _retry_delay(flight: Flight, error: BaseException) -> float | None:
         """Seconds to wait before the next attempt, or None when the budget is spent."""
@@ -278,3 +298,11 @@ class Executor(ABC):
     def _emit(self, job_id: str, stage: str, status: StageStatus, **kw: object) -> None:
         self.observers.emit(StageEvent(job_id=job_id, stage=stage, status=status, **kw))
 
+
+
+def container_runner(sessions: list[JobSession], registry: Registry) -> ContainerRunner:
+    """Images for every CPU stage these jobs will run; all missing ones named at once."""
+    stages = {name for s in sessions for name in s.selected
+              if registry[name].spec.compute == ComputeKind.CPU}
+    images = resolve_images(docker_client(), stages)
+    return ContainerRunner(images, keep=os.environ.get("BOLLY_RAY_KEEP_CONTAINERS") == "1")

@@ -42,6 +42,8 @@ class LocalExecutor(Executor):
 
     def _attempt(self, plan: AttemptPlan, scratch: Path) -> AttemptOutcome:
         stage = self.registry[plan.stage]
+        if self.containers is not None and plan.stage in self.containers.images:
+            return self.containers(plan, scratch)
         if plan.spec.compute != ComputeKind.GPU:
             return run_attempt(stage, plan, scratch, runner="local")
         key = (plan.stage, stage.model_id(plan.settings))

@@ -80,8 +80,8 @@ class _Pool:
 
 class RayExecutor(Executor):
     def __init__(self, registry: Registry, observers: Observers | None = None,
-                 address: str | None = None) -> None:
-        super().__init__(registry, observers)
+                 address: str | None = None, cpu_stages: str = "native") -> None:
+        super().__init__(registry, observers, cpu_stages)
         self.address = address or os.environ.get("RAY_ADDRESS") or None
         self._embedded = False
         self._pools: dict[PoolKey, _Pool] = {}
@@ -128,8 +128,9 @@ class RayExecutor(Executor):
             ref = pool.actors[index].run.remote(plan, shipped)
             self._inflight[ref] = (scratch, key, index)
         else:
+            containers = self.containers if self._runtime(plan.stage) else None
             ref = cpu_attempt.options(**self._task_options(stage, plan)).remote(
-                stage, plan, shipped)
+                stage, plan, shipped, containers)
             self._inflight[ref] = (scratch, ("", None), -1)
         return ref
 
@@ -154,7 +155,7 @@ class RayExecutor(Executor):
             return WorkerLostError(f"lost its worker ({type(err).__name__})")
         outputs = {name: unpack(packed, scratch).name for name, packed in result.outputs.items()}
         return AttemptOutcome(scratch, outputs, result.metrics, result.runner, result.node_id,
-                              result.node_ip)
+                              result.node_ip, result.image)
 
     def _ship(self, plan: AttemptPlan) -> dict[str, Any]:
         """Inputs for a remote attempt: the media by path, everything else packed, once."""

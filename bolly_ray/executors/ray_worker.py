@@ -19,6 +19,7 @@ from typing import Any
 import ray
 
 from bolly_ray.attempt import run_attempt
+from bolly_ray.container import ContainerRunner
 from bolly_ray.driver import AttemptPlan
 from bolly_ray.spec import Stage, StageSettings
 from bolly_ray.transfer import PackedArtifact, pack, unpack
@@ -33,21 +34,25 @@ class WorkerResult:
     runner: str = "task"
     node_id: str = ""
     node_ip: str = ""
+    image: str | None = None
 
 
-def execute(stage: Stage, plan: AttemptPlan, shipped: Shipped, model: Any, runner: str
-            ) -> WorkerResult:
+def execute(stage: Stage, plan: AttemptPlan, shipped: Shipped, model: Any, runner: str,
+            containers: ContainerRunner | None = None) -> WorkerResult:
     scratch = Path(tempfile.mkdtemp(prefix=f"bolly-ray-{plan.stage}-"))
     try:
         inputs = {name: _materialise(value, scratch / "in" / name)
                   for name, value in shipped.items()}
-        out_dir = scratch / "out"
-        out_dir.mkdir()
-        outcome = run_attempt(stage, replace(plan, inputs=inputs), out_dir, model, runner)
-        packed = {name: pack(out_dir / rel) for name, rel in outcome.outputs.items()}
+        local_plan = replace(plan, inputs=inputs)
+        if containers is not None:
+            outcome = containers(local_plan, scratch / "attempt")
+        else:
+            (scratch / "out").mkdir()
+            outcome = run_attempt(stage, local_plan, scratch / "out", model, runner)
+        packed = {name: pack(outcome.scratch / rel) for name, rel in outcome.outputs.items()}
         context = ray.get_runtime_context()
-        return WorkerResult(packed, outcome.metrics, runner, context.get_node_id(),
-                            ray.util.get_node_ip_address())
+        return WorkerResult(packed, outcome.metrics, outcome.runner, context.get_node_id(),
+                            ray.util.get_node_ip_address(), outcome.image)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -59,8 +64,9 @@ def _materialise(value: ray.ObjectRef | str, folder: Path) -> Path:
 
 
 @ray.remote(max_retries=0)
-def cpu_attempt(stage: Stage, plan: AttemptPlan, shipped: dict[str, Any]) -> WorkerResult:
-    return execute(stage, plan, shipped, None, "task")
+def cpu_attempt(stage: Stage, plan: AttemptPlan, shipped: dict[str, Any],
+                containers: ContainerRunner | None = None) -> WorkerResult:
+    return execute(stage, plan, shipped, None, "task", containers)
 
 
 @ray.remote(max_task_retries=0)

@@ -1,0 +1,156 @@
+"""Running one stage attempt inside its container, hardened, through the Docker SDK.
+
+The container gets its inputs mounted read-only, one writable output folder, a non-root
+user, a read-only root filesystem, no network unless the stage declares it needs one, no
+capabilities, no new privileges, and memory, CPU and process limits from the stage's
+resources. Every container carries labels (job, stage, attempt) so that containers a crash
+left behind can be found and removed. Exit codes become errors the executor understands:
+killed or out of memory is transient (retried), a stage error is permanent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import docker.errors
+from docker.types import Mount
+from requests.exceptions import ConnectionError as RequestsConnectionError
+from requests.exceptions import ReadTimeout
+
+import docker
+from bolly_ray import errors
+from bolly_ray.driver import AttemptOutcome, AttemptPlan
+from bolly_ray.errors import (
+    StageError,
+    StageTimeoutError,
+    TransientStageError,
+    UsageError,
+    WorkerLostError,
+)
+
+LABEL = "bolly-ray"
+NOBODY = "65534:65534"
+KILLED = 137
+
+
+@dataclass(frozen=True)
+class ContainerRunner:
+    """How CPU stages run in docker mode: stage -> image id, and whether to keep containers."""
+
+    images: dict[str, str]
+    keep: bool = False
+
+    def __call__(self, plan: AttemptPlan, scratch: Path) -> AttemptOutcome:
+        return run_in_container(plan, self.images[plan.stage], scratch, keep=self.keep)
+
+
+def docker_client() -> docker.DockerClient:
+    try:
+        client = docker.from_env()
+        client.ping()
+    except (docker.errors.DockerException, RequestsConnectionError) as err:
+        raise UsageError(f"cannot reach the Docker engine ({err.__class__.__name__}): start "
+                         "dockerd, or run CPU stages natively (--cpu-stages native)") from None
+    return client
+
+
+def labels_for(plan: AttemptPlan, attempt_dir: Path) -> dict[str, str]:
+    return {LABEL: "stage", f"{LABEL}.job": plan.job_id, f"{LABEL}.stage": plan.stage,
+            f"{LABEL}.attempt": attempt_dir.name}
+
+
+def reap(client: docker.DockerClient, job_ids: set[str]) -> int:
+    """Remove containers that runs of these jobs left behind; returns how many."""
+    removed = 0
+    for container in client.containers.list(all=True, filters={"label": f"{LABEL}.job"}):
+        if container.labels.get(f"{LABEL}.job") in job_ids:
+            container.remove(force=True)
+            removed += 1
+    return removed
+
+
+def run_in_container(plan: AttemptPlan, image: str, scratch: Path, *, keep: bool = False
+                     ) -> AttemptOutcome:
+    client = docker_client()
+    io_dir, out_dir = scratch / "io", scratch / "out"
+    io_dir.mkdir(parents=True)
+    out_dir.mkdir()
+    out_dir.chmod(0o777)  # the container's user is not ours
+    # Mount objects, not "host:container" strings: a film's name may hold a colon.
+    mounts = [Mount("/io", str(io_dir), type="bind", read_only=True),
+              Mount("/out", str(out_dir), type="bind", read_only=False)]
+    inputs = {}
+    for name, path in plan.inputs.items():
+        inside = f"/in/{name}/{path.name}"
+        mounts.append(Mount(inside, str(path.resolve()), type="bind", read_only=True))
+        inputs[name] = inside
+    (io_dir / "request.json").write_text(json.dumps({
+        "job_id": plan.job_id, "stage": plan.stage, "inputs": inputs,
+        "settings": plan.settings.model_dump(mode="json"), "job_facts": dict(plan.job_facts)}))
+    container = client.containers.run(image, ["/io/request.json"], detach=True,
+                                      mounts=mounts, labels=labels_for(plan, scratch),
+                                      **hardening(plan))
+    try:
+        code = _wait(container, plan)
+        return _outcome(container, plan, code, image, out_dir, scratch)
+    finally:
+        if not keep:
+            container.remove(force=True)
+
+
+def hardening(plan: AttemptPlan) -> dict[str, Any]:
+    resources = plan.spec.resources
+    uid = os.getuid()
+    return {
+        "user": f"{uid}:{os.getgid()}" if uid != 0 else NOBODY,
+        "read_only": True, "tmpfs": {"/tmp": "rw,size=512m"},
+        "network_mode": "bridge" if plan.spec.needs_network else "none",
+        "cap_drop": ["ALL"], "security_opt": ["no-new-privileges"],
+        "mem_limit": f"{resources.memory_mb}m", "memswap_limit": f"{resources.memory_mb}m",
+        "nano_cpus": int(resources.cpus * 1e9), "pids_limit": 256,
+        "environment": {"HOME": "/tmp", "HF_HUB_OFFLINE": "1", "PYTHONDONTWRITEBYTECODE": "1"},
+    }
+
+
+def _wait(container: Any, plan: AttemptPlan) -> int:
+    try:
+        return int(container.wait(timeout=plan.spec.timeout_s)["StatusCode"])
+    except (ReadTimeout, RequestsConnectionError):
+        container.kill()
+        raise StageTimeoutError(f"{plan.stage}: ran past its timeout of "
+                                f"{plan.spec.timeout_s:g} s in its container") from None
+
+
+def _outcome(container: Any, plan: AttemptPlan, code: int, image: str, out_dir: Path,
+             scratch: Path) -> AttemptOutcome:
+    container.reload()
+    if container.attrs["State"].get("OOMKilled"):
+        raise TransientStageError(f"{plan.stage}: out of memory in its container (limit "
+                                  f"{plan.spec.resources.memory_mb} MB)")
+    if code == 0 and (out_dir / "result.json").is_file():
+        result = json.loads((out_dir / "result.json").read_text())
+        files = scratch / "files"
+        shutil.move(str(out_dir / "files"), files)
+        return AttemptOutcome(scratch=files, outputs=result["outputs"],
+                              metrics=result["metrics"], runner="docker", image=image)
+    raise _error(out_dir, code, plan, container)
+
+
+def _error(out_dir: Path, code: int, plan: AttemptPlan, container: Any) -> Exception:
+    report = out_dir / "error.json"
+    if report.is_file():
+        data = json.loads(report.read_text())
+        kind = getattr(errors, data["type"], None)
+        if isinstance(kind, type) and issubclass(kind, errors.BollyRayError):
+            return kind(data["message"])
+        return StageError(f"{plan.stage} crashed in its container: {data['message']}")
+    if code == KILLED:
+        return WorkerLostError(f"{plan.stage}: its container was killed")
+    tail = container.logs(tail=5).decode("utf-8", "replace").strip().splitlines()
+    last = tail[-1] if tail else "no output"
+    return StageError(f"{plan.stage}: container exited with code {code}: {last}")

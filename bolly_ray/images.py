@@ -1,0 +1,164 @@
+"""Slim container images for CPU stages: what to build, building it, listing what exists.
+
+One image per stage, tagged `bolly-ray-<stage>:<version>` so a cluster never runs stale
+stage code. Each holds a Python base (plus ffmpeg when the stage declares that tool),
+bolly-ray's wheel and the wheels of its few dependencies, all built or downloaded on the
+host and installed offline in the image. Nothing in them imports PyTorch or Ray.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from bolly_ray import __version__
+from bolly_ray.errors import UsageError
+from bolly_ray.registry import Registry
+from bolly_ray.spec import ComputeKind
+
+Mode = Literal["native", "cpu", "full"]
+DEFAULT_BASE = "python:3.11-slim"
+# What every stage container imports: the stage contract and the built-in stages' modules.
+CORE_REQUIREMENTS = ("pydantic>=2.7,<3", "pysubs2>=1.7", "pycountry>=22")
+WHEEL_PLATFORMS = ("manylinux_2_17_x86_64", "manylinux2014_x86_64", "manylinux_2_28_x86_64")
+NOMINAL_BASE_MB = {DEFAULT_BASE: 130.0}
+NOMINAL_FFMPEG_MB = 420.0  # Debian's ffmpeg and the libraries it pulls in
+NOMINAL_WHEELS_MB = 25.0  # bolly-ray, pydantic (+ core), pysubs2, pycountry, unpacked
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class ImagePlan:
+    stage: str
+    tag: str
+    base_image: str
+    requirements: tuple[str, ...]
+    needs_ffmpeg: bool
+
+
+def image_tag(stage: str) -> str:
+    return f"bolly-ray-{stage}:{__version__}"
+
+
+def plan_images(registry: Registry, mode: Mode, stage: str | None = None,
+                base_image: str | None = None, ffmpeg_base_image: str | None = None
+                ) -> list[ImagePlan]:
+    """The images `mode` needs: native = CPU stages only (GPU stages run natively);
+    cpu and full = every stage (full also gives GPU-kind stages their GPU libraries)."""
+    if stage is not None and stage not in registry:
+        raise UsageError(f"unknown stage {stage!r} (stages: {', '.join(registry)})")
+    plans = []
+    for name, impl in registry.items():
+        spec = impl.spec
+        if (stage and name != stage) or (mode == "native" and spec.compute == ComputeKind.GPU):
+            continue
+        ffmpeg = "ffmpeg" in spec.image_tools
+        base = (ffmpeg_base_image if ffmpeg and ffmpeg_base_image else base_image) or DEFAULT_BASE
+        plans.append(ImagePlan(name, image_tag(name), base,
+                               CORE_REQUIREMENTS + spec.image_requirements, ffmpeg))
+    return plans
+
+
+def wheels_for(requirements: Iterable[str], cache: Path) -> list[Path]:
+    """Wheels for the image's Python (3.11, x86-64 Linux), downloaded once into `cache`."""
+    reqs = sorted(requirements)
+    folder = cache / hashlib.sha256("\n".join(reqs).encode()).hexdigest()[:16]
+    if not folder.is_dir():
+        tmp = Path(tempfile.mkdtemp(dir=cache))
+        platforms = [arg for p in WHEEL_PLATFORMS for arg in ("--platform", p)]
+        _pip(["download", "--quiet", "--only-binary=:all:", "--python-version", "3.11",
+              "--implementation", "cp", *platforms, "-d", str(tmp), *reqs])
+        tmp.rename(folder)
+    return sorted(folder.glob("*.whl"))
+
+
+def bolly_ray_wheel(cache: Path) -> Path:
+    """A wheel of this bolly-ray, built from its source checkout."""
+    if not (REPO / "pyproject.toml").is_file():
+        raise UsageError("images build needs bolly-ray's source checkout (pyproject.toml "
+                         f"not found in {REPO})")
+    out = Path(tempfile.mkdtemp(dir=cache))
+    _pip(["wheel", "--quiet", "--no-deps", "-w", str(out), str(REPO)])
+    [wheel] = out.glob("bolly_ray-*.whl")
+    return wheel
+
+
+def _pip(args: list[str]) -> None:
+    done = subprocess.run([sys.executable, "-m", "pip", *args], capture_output=True, text=True,
+                          check=False)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["pip failed"])[-1]
+        raise UsageError(f"pip {args[0]} failed: {last}")
+
+
+def build_image(client: object, plan: ImagePlan, wheels: list[Path],
+                say: Callable[[str], None]) -> tuple[str, int]:
+    """Build one image; returns (image id, size in bytes)."""
+    import docker.errors
+
+    with tempfile.TemporaryDirectory(prefix="bolly-image-") as tmp:
+        context = Path(tmp)
+        shutil.copy(REPO / "docker" / "Dockerfile.stage", context / "Dockerfile")
+        (context / "wheels").mkdir()
+        for wheel in wheels:
+            shutil.copy(wheel, context / "wheels" / wheel.name)
+        try:
+            image, _ = client.images.build(  # type: ignore[attr-defined]
+                path=str(context), tag=plan.tag, rm=True, forcerm=True, pull=False,
+                buildargs={"BASE_IMAGE": plan.base_image, "STAGE": plan.stage,
+                           "BOLLY_RAY_VERSION": __version__,
+                           "NEEDS_FFMPEG": "1" if plan.needs_ffmpeg else "0"})
+        except docker.errors.BuildError as err:
+            raise UsageError(f"building {plan.tag} failed: {err.msg}") from None
+        except docker.errors.APIError as err:
+            raise UsageError(f"building {plan.tag} failed: {err.explanation}") from None
+    say(f"built {plan.tag} ({image.attrs['Size'] / 1e6:.0f} MB)")
+    return image.id, int(image.attrs["Size"])
+
+
+def estimated_size_mb(client: object | None, plan: ImagePlan) -> float:
+    """Base image size (exact when the base is present here, else nominal) plus wheels."""
+    import docker.errors
+
+    base_mb = NOMINAL_BASE_MB.get(plan.base_image, 0.0)
+    if client is not None:
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            base_mb = client.images.get(plan.base_image).attrs["Size"] / 1e6  # type: ignore[attr-defined]
+    if plan.needs_ffmpeg and plan.base_image == DEFAULT_BASE:
+        base_mb += NOMINAL_FFMPEG_MB  # installed by the Dockerfile on the default base
+    return base_mb + NOMINAL_WHEELS_MB
+
+
+def local_images(client: object) -> list[dict[str, object]]:
+    """Every bolly-ray stage image present: tag, stage, version, size, id."""
+    rows = []
+    for image in client.images.list(filters={"label": "bolly-ray.stage"}):  # type: ignore[attr-defined]
+        labels = image.labels or {}
+        for tag in image.tags or ["<none>"]:
+            rows.append({"tag": tag, "stage": labels.get("bolly-ray.stage", ""),
+                         "version": labels.get("bolly-ray.version", ""),
+                         "size_mb": round(image.attrs["Size"] / 1e6), "id": image.id})
+    return sorted(rows, key=lambda r: str(r["tag"]))
+
+
+def resolve_images(client: object, stages: Iterable[str]) -> dict[str, str]:
+    """stage -> image id for this version's images; every missing one is named at once."""
+    import docker.errors
+
+    found, missing = {}, []
+    for stage in sorted(set(stages)):
+        try:
+            found[stage] = client.images.get(image_tag(stage)).id  # type: ignore[attr-defined]
+        except docker.errors.ImageNotFound:
+            missing.append(image_tag(stage))
+    if missing:
+        raise UsageError(f"no image for {', '.join(missing)}: run `bolly-ray images build`")
+    return found

@@ -1,0 +1,195 @@
+"""CPU stages in their containers, through the real CLI and a real Docker engine: the same
+outputs as native runs, hardened containers, retries after a killed container, orphans of a
+crashed driver removed by the next run, and images without PyTorch or Ray."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bolly_ray.errors import UsageError
+from bolly_ray.images import image_tag, resolve_images
+from tests.conftest import BOLLY_RAY, bolly, read_manifest
+
+pytestmark = pytest.mark.slow
+BASE, FFMPEG_BASE = "bolly-ray/base:bookworm", "bolly-ray/base-ffmpeg:bookworm"
+STAGES = ("demux", "subtitles", "mux")
+
+
+@pytest.fixture(scope="module")
+def docker_client() -> Iterator[object]:
+    docker = pytest.importorskip("docker")
+    try:
+        client = docker.from_env()
+        client.ping()
+        for base in (BASE, FFMPEG_BASE):
+            client.images.get(base)
+    except Exception as err:  # no engine or no base image: CI requires them, laptops may not
+        if os.environ.get("BOLLY_RAY_REQUIRE_DOCKER") == "1":
+            raise
+        pytest.skip(f"Docker engine or base images unavailable ({err.__class__.__name__}); "
+                    "run scripts/ensure-docker and scripts/build-base-image")
+    yield client
+
+
+@pytest.fixture(scope="module")
+def stage_images(docker_client: object, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    work = tmp_path_factory.mktemp("images")
+    done = bolly("images", "build", "--base-image", BASE, "--ffmpeg-base-image", FFMPEG_BASE,
+                 cwd=work, timeout=600)
+    assert done.returncode == 0, done.stderr
+    return resolve_images(docker_client, STAGES)
+
+
+def demo_job(root: Path) -> Path:
+    done = bolly("demo", "--out", root, "--json", cwd=root.parent)
+    assert done.returncode == 0, done.stderr
+    return root / "demo.job.json"
+
+
+def job_dir_of(job_file: Path) -> Path:
+    return Path(json.loads(job_file.read_text())["out_root"]) / "2026"
+
+
+def outputs(folder: Path) -> dict[str, str]:
+    [manifest_path] = folder.rglob("manifest.json")
+    manifest = json.loads(manifest_path.read_text())
+    return {f"{stage}.{name}": out["sha256"] for stage, record in manifest["stages"].items()
+            for name, out in record["outputs"].items()}
+
+
+def test_images_hold_no_torch_and_no_ray(stage_images: dict, docker_client: object) -> None:
+    check = ("import importlib.util as u, sys; "
+             "sys.exit(any(u.find_spec(m) for m in ('torch', 'ray', 'typer')))")
+    for stage, image in stage_images.items():
+        output = docker_client.containers.run(  # type: ignore[attr-defined]
+            image, ["-c", check], entrypoint="/opt/bolly-ray/bin/python", remove=True)
+        assert output == b"", stage
+        labels = docker_client.images.get(image).labels  # type: ignore[attr-defined]
+        assert labels["bolly-ray.stage"] == stage
+
+
+def test_native_and_docker_runs_publish_identical_outputs(stage_images: dict,
+                                                          tmp_path: Path) -> None:
+    native = demo_job(tmp_path / "native")
+    in_docker = demo_job(tmp_path / "docker")
+    done = bolly("run", in_docker, "--cpu-stages", "docker", "--force", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert outputs(tmp_path / "native") == outputs(tmp_path / "docker")
+    [manifest_path] = (tmp_path / "docker").rglob("manifest.json")
+    records = json.loads(manifest_path.read_text())["stages"]
+    assert {r["runner"] for r in records.values()} == {"docker"}
+    assert {s: r["image"] for s, r in records.items()} == stage_images
+    del native
+
+
+def test_stage_containers_are_hardened(stage_images: dict, docker_client: object,
+                                       tmp_path: Path) -> None:
+    job_file = demo_job(tmp_path / "demo")
+    done = bolly("run", job_file, "--cpu-stages", "docker", "--only", "subtitles", "--force",
+                 cwd=tmp_path, env={"BOLLY_RAY_KEEP_CONTAINERS": "1"})
+    assert done.returncode == 0, done.stderr
+    [container] = docker_client.containers.list(  # type: ignore[attr-defined]
+        all=True, filters={"label": ["bolly-ray.job=demo", "bolly-ray.stage=subtitles"]})
+    try:
+        host = container.attrs["HostConfig"]
+        assert container.attrs["Config"]["User"] not in ("", "0", "root", "0:0")
+        assert host["ReadonlyRootfs"] is True
+        assert host["NetworkMode"] == "none"
+        assert host["CapDrop"] == ["ALL"]
+        assert "no-new-privileges" in host["SecurityOpt"]
+        assert host["Memory"] == 512 * 1024 * 1024 and host["PidsLimit"] == 256
+        mounts = {m["Destination"]: m["RW"] for m in container.attrs["Mounts"]}
+        assert mounts["/out"] is True
+        assert all(rw is False for dest, rw in mounts.items() if dest != "/out")
+    finally:
+        container.remove(force=True)
+
+
+def long_film(folder: Path) -> Path:
+    """Twenty minutes of audio: long enough for a container to be caught mid-stage."""
+    film = folder / "long.mkv"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
+                    "anoisesrc=d=1200:r=48000:a=0.05", "-c:a", "pcm_s16le", f"file:{film}"],
+                   check=True)
+    return film
+
+
+def running_demux(client: object, job_id: str, timeout: float = 60) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = client.containers.list(  # type: ignore[attr-defined]
+            filters={"label": [f"bolly-ray.job={job_id}", "bolly-ray.stage=demux"],
+                     "status": "running"})
+        if found:
+            return found[0]
+        time.sleep(0.05)
+    raise AssertionError("the demux container never ran")
+
+
+def long_job(tmp_path: Path, job_id: str) -> Path:
+    job_file = tmp_path / "job.json"
+    job_file.write_text(json.dumps({"id": job_id, "media": str(long_film(tmp_path)),
+                                    "out_root": str(tmp_path / "out")}))
+    return job_file
+
+
+def test_a_killed_container_is_retried_and_the_job_succeeds(
+        stage_images: dict, docker_client: object, tmp_path: Path) -> None:
+    job_file = long_job(tmp_path, "killed")
+    run = subprocess.Popen([str(BOLLY_RAY), "run", str(job_file), "--only", "demux",
+                            "--cpu-stages", "docker"], cwd=tmp_path, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    running_demux(docker_client, "killed").kill()  # type: ignore[attr-defined]
+    _, stderr = run.communicate(timeout=180)
+    assert run.returncode == 0, stderr
+    assert "its container was killed" in " ".join(stderr.split())
+    [folder] = (tmp_path / "out").glob("*/*/*/*/killed")
+    record = read_manifest(folder)["stages"]["demux"]
+    assert (record["status"], record["attempts"], record["runner"]) == ("succeeded", 2, "docker")
+
+
+def test_containers_orphaned_by_a_driver_crash_are_removed_by_the_next_run(
+        stage_images: dict, docker_client: object, tmp_path: Path) -> None:
+    job_file = long_job(tmp_path, "orphan")
+    run = subprocess.Popen([str(BOLLY_RAY), "run", str(job_file), "--only", "demux",
+                            "--cpu-stages", "docker"], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    orphan = running_demux(docker_client, "orphan")
+    os.kill(run.pid, signal.SIGKILL)
+    run.wait()
+    orphan.pause()  # keep it alive whatever its progress: it must be the rerun that removes it
+    done = bolly("run", job_file, "--only", "demux", "--cpu-stages", "docker", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    logged = " ".join(done.stderr.split())  # rich wraps log lines at the console's width
+    assert "removed 1 container(s) an earlier run left behind" in logged
+    left = docker_client.containers.list(  # type: ignore[attr-defined]
+        all=True, filters={"label": "bolly-ray.job=orphan"})
+    assert left == []
+
+
+def test_a_missing_image_is_named_with_the_command_that_builds_it(docker_client: object) -> None:
+    with pytest.raises(UsageError, match=rf"no image for {image_tag('nosuchstage')}: run "
+                       "`bolly-ray images build`"):
+        resolve_images(docker_client, ["nosuchstage"])
+
+
+def test_images_dry_run_lists_sizes_without_building(docker_client: object,
+                                                     tmp_path: Path) -> None:
+    before = {i.id for i in docker_client.images.list(all=True)}  # type: ignore[attr-defined]
+    done = bolly("images", "build", "--mode", "native", "--dry-run", cwd=tmp_path,
+                 env={"COLUMNS": "200"})
+    assert done.returncode == 0, done.stderr
+    for stage in STAGES:
+        assert image_tag(stage) in done.stderr
+    assert "MB (estimate)" in done.stderr
+    after = {i.id for i in docker_client.images.list(all=True)}  # type: ignore[attr-defined]
+    assert after == before
+

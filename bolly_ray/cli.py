@@ -235,6 +235,31 @@ def images_list(
     Console().print(table)
 
 
+@app.command()
+def doctor(
+    address: AddressOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout")] = False,
+) -> None:
+    """What is missing for native mode, docker mode and (with --address) cluster mode."""
+    from rich.table import Table
+
+    from bolly_ray.doctor import as_dicts, run_checks
+
+    checks = run_checks(_registry(), address)
+    if as_json:
+        typer.echo(json.dumps({"checks": as_dicts(checks)}))
+    else:
+        table = Table(title="bolly-ray doctor")
+        for column in ("mode", "check", "", "detail", "fix"):
+            table.add_column(column, overflow="fold")
+        for c in checks:
+            table.add_row(c.mode, c.name, "ok" if c.ok else "MISSING", c.detail,
+                          "" if c.ok else c.fix)
+        Console().print(table)
+    if not all(c.ok for c in checks):
+        raise typer.Exit(EXIT_FAILED)
+
+
 def _docker() -> object:
     from bolly_ray.container import docker_client
 

@@ -1,0 +1,122 @@
+"""`bolly-ray doctor`: what this machine lacks for each way of running, and how to fix it.
+
+Three modes are checked: native (stages in Ray workers: ffmpeg, Ray, each stage's Python
+libraries, PyTorch with CUDA where a GPU exists), docker (an engine and this version's stage
+images) and cluster (joining the cluster at an address, and what it offers). Every failed
+check comes with the command that fixes it.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import shutil
+import sys
+from dataclasses import asdict, dataclass
+
+from packaging.requirements import Requirement
+
+from bolly_ray.errors import BollyRayError
+from bolly_ray.hardware import detect_gpus
+from bolly_ray.registry import Registry
+from bolly_ray.spec import ComputeKind
+
+RAY_VERSION = "2.60.0"
+
+
+@dataclass(frozen=True)
+class Check:
+    mode: str
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+def native_checks(registry: Registry) -> list[Check]:
+    checks = [Check("native", "python", sys.version_info >= (3, 11), sys.version.split()[0],
+                    "use Python 3.11 or newer")]
+    for tool in ("ffmpeg", "ffprobe"):
+        found = shutil.which(tool)
+        checks.append(Check("native", tool, found is not None, found or "not on PATH",
+                            "apt-get install ffmpeg"))
+    checks.append(_distribution("native", "ray", RAY_VERSION))
+    for name, stage in registry.items():
+        for requirement in stage.spec.image_requirements:
+            check = _distribution("native", Requirement(requirement).name)
+            checks.append(Check("native", f"{name}: {check.name}", check.ok, check.detail,
+                                f"pip install '{requirement}'"))
+    return [*checks, _torch(registry)]
+
+
+def _distribution(mode: str, name: str, exact: str | None = None) -> Check:
+    try:
+        version = importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return Check(mode, name, False, "not installed", f"pip install '{name}'")
+    if exact and version != exact:
+        return Check(mode, name, False, f"{version}, expected {exact}",
+                     f"pip install '{name}=={exact}'")
+    return Check(mode, name, True, version)
+
+
+def _torch(registry: Registry) -> Check:
+    gpu_stages = [n for n, s in registry.items() if s.spec.compute == ComputeKind.GPU]
+    gpus = detect_gpus()
+    if importlib.util.find_spec("torch") is None:
+        needed = bool(gpu_stages)
+        return Check("native", "torch", not needed,
+                     "not installed" + ("" if needed else " (no GPU stage needs it yet)"),
+                     "pip install 'bolly-ray[ml]'")
+    import torch
+
+    cuda = bool(torch.cuda.is_available())
+    detail = f"{torch.__version__}, CUDA {'available' if cuda else 'unavailable'}, {gpus} GPU(s)"
+    return Check("native", "torch", cuda or gpus == 0, detail,
+                 "install a CUDA build of PyTorch that matches the driver")
+
+
+def docker_checks(registry: Registry) -> list[Check]:
+    from bolly_ray.container import docker_client
+    from bolly_ray.images import image_tag
+
+    try:
+        client = docker_client()
+    except BollyRayError as err:
+        return [Check("docker", "engine", False, str(err), "scripts/ensure-docker")]
+    checks = [Check("docker", "engine", True, str(client.version().get("Version")))]
+    for name, stage in registry.items():
+        if stage.spec.compute != ComputeKind.CPU:
+            continue
+        tag = image_tag(name)
+        present = bool(client.images.list(name=tag))
+        checks.append(Check("docker", f"image {tag}", present,
+                            "present" if present else "missing", "bolly-ray images build"))
+    return checks
+
+
+def cluster_checks(address: str) -> list[Check]:
+    import ray
+
+    try:
+        ray.init(address=address, logging_level="ERROR", log_to_driver=False)
+    except (ConnectionError, RuntimeError, ValueError) as err:
+        return [Check("cluster", "connect", False, f"{address}: {err}",
+                      "start the head with `ray start --head` and check the address")]
+    try:
+        nodes = [n for n in ray.nodes() if n["Alive"]]
+        gpus = sum(n["Resources"].get("GPU", 0) for n in nodes)
+        return [Check("cluster", "connect", True, f"{len(nodes)} node(s), {gpus:g} GPU(s)"),
+                Check("cluster", "ray version", ray.__version__ == RAY_VERSION, ray.__version__,
+                      f"install ray=={RAY_VERSION} on every node")]
+    finally:
+        ray.shutdown()
+
+
+def run_checks(registry: Registry, address: str | None) -> list[Check]:
+    checks = native_checks(registry) + docker_checks(registry)
+    return checks + (cluster_checks(address) if address else [])
+
+
+def as_dicts(checks: list[Check]) -> list[dict[str, object]]:
+    return [asdict(c) for c in checks]

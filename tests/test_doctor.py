@@ -10,7 +10,7 @@ from pathlib import Path
 from tests.conftest import bolly
 
 
-def checks_of(done) -> dict[str, dict]:  # noqa: ANN001
+def checks_of(done) -> dict[str, dict]:
     return {c["name"]: c for c in json.loads(done.stdout)["checks"]}
 
 

@@ -4,6 +4,7 @@ crashed driver removed by the next run, and images without PyTorch or Ray."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -156,17 +157,22 @@ def test_a_killed_container_is_retried_and_the_job_succeeds(
     assert (record["status"], record["attempts"], record["runner"]) == ("succeeded", 2, "docker")
 
 
+@pytest.mark.parametrize("executor", ["local", "ray"])
 def test_containers_orphaned_by_a_driver_crash_are_removed_by_the_next_run(
-        stage_images: dict, docker_client: object, tmp_path: Path) -> None:
+        executor: str, stage_images: dict, docker_client: object, tmp_path: Path) -> None:
     job_file = long_job(tmp_path, "orphan")
+    env = {**os.environ, "BOLLY_RAY_EXECUTOR": executor}
     run = subprocess.Popen([str(BOLLY_RAY), "run", str(job_file), "--only", "demux",
                             "--cpu-stages", "docker"], cwd=tmp_path, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)
+                           stderr=subprocess.DEVNULL, env=env, start_new_session=True)
     orphan = running_demux(docker_client, "orphan")
     os.kill(run.pid, signal.SIGKILL)
     run.wait()
+    with contextlib.suppress(ProcessLookupError):  # an embedded Ray's helpers, if any
+        os.killpg(run.pid, signal.SIGKILL)
     orphan.pause()  # keep it alive whatever its progress: it must be the rerun that removes it
-    done = bolly("run", job_file, "--only", "demux", "--cpu-stages", "docker", cwd=tmp_path)
+    done = bolly("run", job_file, "--only", "demux", "--cpu-stages", "docker", cwd=tmp_path,
+                 env={"BOLLY_RAY_EXECUTOR": executor})
     assert done.returncode == 0, done.stderr
     logged = " ".join(done.stderr.split())  # rich wraps log lines at the console's width
     assert "removed 1 container(s) an earlier run left behind" in logged

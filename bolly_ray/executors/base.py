@@ -171,7 +171,7 @@ class Executor(ABC):
                                                   JobStatus.FAILED, str(err))
             return False
         if self.containers is not None:  # we hold the job's lock: leftovers are orphans
-            removed = reap(docker_client(), {session.job.id})
+            removed = self._reap(session.job.id)
             if removed:
                 log.warning("%s: removed %d container(s) an earlier run left behind",
                             session.job.id, removed)
@@ -263,6 +263,10 @@ class Executor(ABC):
         stages = {name: r.status.value for name, r in session.manifest.stages.items()}
         stage, error = job.failed if job.failed else (None, None)
         return JobOutcome(session.job.id, session.dir.root, status, error, stage, stages)
+
+    def _reap(self, job_id: str) -> int:
+        """Remove the job's leftover stage containers wherever they can be (here: this host)."""
+        return reap(docker_client(), {job_id})
 
     def _runtime(self, stage: str) -> str | None:
         """What the stage runs in, when that is part of its cache key (a container image)."""

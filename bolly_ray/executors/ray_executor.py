@@ -28,7 +28,7 @@ from bolly_ray.driver import AttemptOutcome, AttemptPlan, JobSession
 from bolly_ray.errors import BollyRayError, WorkerLostError
 from bolly_ray.events import Observers
 from bolly_ray.executors.base import Executor, Finished
-from bolly_ray.executors.ray_worker import StageActor, WorkerResult, cpu_attempt
+from bolly_ray.executors.ray_worker import StageActor, WorkerResult, cpu_attempt, reap_node
 from bolly_ray.hardware import detect_gpus
 from bolly_ray.registry import Registry
 from bolly_ray.spec import (
@@ -156,6 +156,13 @@ class RayExecutor(Executor):
         outputs = {name: unpack(packed, scratch).name for name, packed in result.outputs.items()}
         return AttemptOutcome(scratch, outputs, result.metrics, result.runner, result.node_id,
                               result.node_ip, result.image)
+
+    def _reap(self, job_id: str) -> int:
+        """Every node's Docker engine may hold containers of a crashed run: ask them all."""
+        nodes = [n["NodeID"] for n in ray.nodes() if n["Alive"]]
+        refs = [reap_node.options(num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(
+            node, soft=False)).remote({job_id}) for node in nodes]
+        return sum(ray.get(refs))
 
     def _ship(self, plan: AttemptPlan) -> dict[str, Any]:
         """Inputs for a remote attempt: the media by path, everything else packed, once."""

@@ -19,8 +19,9 @@ from typing import Any
 import ray
 
 from bolly_ray.attempt import run_attempt
-from bolly_ray.container import ContainerRunner
+from bolly_ray.container import ContainerRunner, docker_client, reap
 from bolly_ray.driver import AttemptPlan
+from bolly_ray.errors import BollyRayError
 from bolly_ray.spec import Stage, StageSettings
 from bolly_ray.transfer import PackedArtifact, pack, unpack
 
@@ -83,3 +84,13 @@ class StageActor:
         result.metrics["model_loads"] = self.unreported_loads
         self.unreported_loads = 0
         return result
+
+
+@ray.remote(max_retries=0)
+def reap_node(job_ids: set[str]) -> int:
+    """Remove this node's leftover containers of these jobs (0 where Docker is absent)."""
+    try:
+        client = docker_client()
+    except BollyRayError:
+        return 0
+    return reap(client, job_ids)

@@ -12,6 +12,7 @@ import importlib.metadata
 import importlib.util
 import shutil
 import sys
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
 from packaging.requirements import Requirement
@@ -47,6 +48,18 @@ def native_checks(registry: Registry) -> list[Check]:
             checks.append(Check("native", f"{name}: {check.name}", check.ok, check.detail,
                                 f"pip install '{requirement}'"))
     return [*checks, _torch(registry)]
+
+
+def missing_libraries(registry: Registry, stages: Iterable[str]) -> list[str]:
+    """One line per library a natively run stage needs and this Python lacks, with the fix."""
+    lines = []
+    for name in sorted(set(stages)):
+        for requirement in registry[name].spec.image_requirements:
+            check = _distribution("native", Requirement(requirement).name)
+            if not check.ok:
+                lines.append(f"{name} needs {requirement} ({check.detail}): "
+                             f"pip install '{requirement}'")
+    return lines
 
 
 def _distribution(mode: str, name: str, exact: str | None = None) -> Check:

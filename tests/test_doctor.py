@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
 from pathlib import Path
 
+import pytest
+
+from bolly_ray.errors import UsageError
+from bolly_ray.executors import LocalExecutor
+from bolly_ray.job import validate_job
+from bolly_ray.registry import build_registry
 from tests.conftest import bolly
+from tests.fakes import fake
 
 
 def checks_of(done) -> dict[str, dict]:
@@ -32,3 +40,16 @@ def test_a_healthy_native_setup_passes_its_checks(tmp_path: Path) -> None:
     done = bolly("doctor", "--json", cwd=tmp_path, env={"PATH": os.environ["PATH"]})
     native = [c for c in checks_of(done).values() if c["mode"] == "native"]
     assert native and all(c["ok"] for c in native), native
+
+
+def test_preflight_names_missing_stage_libraries_before_anything_runs(tmp_path: Path) -> None:
+    needy = fake("needy", ["media"], ["x"])
+    needy.spec = dataclasses.replace(needy.spec, image_requirements=("no-such-lib-bolly>=1",))
+    media = tmp_path / "film.txt"
+    media.write_text("film")
+    job = validate_job({"id": "j", "media": str(media), "out_root": str(tmp_path / "out")},
+                       [needy.spec], "t")
+    with pytest.raises(UsageError, match=r"needy needs no-such-lib-bolly>=1 \(not installed\): "
+                       r"pip install 'no-such-lib-bolly>=1'"):
+        LocalExecutor(build_registry([needy])).run([job])
+    assert not (tmp_path / "out").exists()

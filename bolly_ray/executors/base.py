@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bolly_ray.container import ContainerRunner, docker_client, reap
+from bolly_ray.doctor import missing_libraries
 from bolly_ray.driver import AttemptOutcome, AttemptPlan, JobSession, Selection, final_status
 from bolly_ray.errors import (
     BollyRayError,
@@ -105,6 +106,12 @@ class Executor(ABC):
                 problems.append(f"job {job.id}: {err}")
         if problems:
             raise UsageError("\n".join(problems))
+        native = {name for s in sessions for name in s.selected
+                  if self.cpu_stages == "native"
+                  or self.registry[name].spec.compute == ComputeKind.GPU}
+        missing = missing_libraries(self.registry, native)
+        if missing:
+            raise UsageError("missing libraries for native stages:\n  " + "\n  ".join(missing))
         return sessions
 
     # -- what a backend provides ----------------------------------------------------------

@@ -72,10 +72,6 @@ class JobProgress:
     running: set[str] = field(default_factory=set)
     failed: tuple[str, str] | None = None
 
-    @property
-    def finished(self) -> bool:
-        return not self.running and (self.failed is not None or not self.waiting)
-
 
 class Executor(ABC):
     def __init__(self, registry: Registry, observers: Observers | None = None,
@@ -84,6 +80,7 @@ class Executor(ABC):
         self.observers = observers or Observers()
         self.cpu_stages = cpu_stages
         self.containers: ContainerRunner | None = None
+        self._failed_submits: list[Finished] = []
 
     def run(self, jobs: Sequence[JobBase], selection: Selection | None = None
             ) -> list[JobOutcome]:
@@ -141,7 +138,6 @@ class Executor(ABC):
         jobs = [JobProgress(s, list(s.selected)) for s in sessions if self._open(s, outcomes)]
         flights: dict[Hashable, Flight] = {}
         retries: list[tuple[float, Flight]] = []
-        self._failed_submits: list[Finished] = []
         try:
             self._loop(jobs, flights, retries)
         finally:
@@ -163,8 +159,10 @@ class Executor(ABC):
                 return
             timeout = max(0.0, min(d for d, _ in retries) - now) if retries else None
             finished, self._failed_submits = self._failed_submits, []
-            if not finished:
+            if not finished and flights:
                 finished = self._collect(list(flights), timeout)
+            elif not finished:  # only retries are waiting: sleep until the first is due
+                time.sleep(timeout or 0.0)
             for handle, result in finished:
                 flight = flights.pop(handle)
                 with working_for(flight.plan.job_id):

@@ -47,7 +47,7 @@ def native_checks(registry: Registry) -> list[Check]:
             check = _distribution("native", Requirement(requirement).name)
             checks.append(Check("native", f"{name}: {check.name}", check.ok, check.detail,
                                 f"pip install '{requirement}'"))
-    return [*checks, _torch(registry)]
+    return [*checks, _torch()]
 
 
 def missing_libraries(registry: Registry, stages: Iterable[str]) -> list[str]:
@@ -73,13 +73,12 @@ def _distribution(mode: str, name: str, exact: str | None = None) -> Check:
     return Check(mode, name, True, version)
 
 
-def _torch(registry: Registry) -> Check:
-    gpu_stages = [n for n, s in registry.items() if s.spec.compute == ComputeKind.GPU]
+def _torch() -> Check:
+    """PyTorch serves the ml extra's backends (WhisperX, pyannote); where GPUs exist it must
+    see them. faster-whisper needs no PyTorch."""
     gpus = detect_gpus()
     if importlib.util.find_spec("torch") is None:
-        needed = bool(gpu_stages)
-        return Check("native", "torch", not needed,
-                     "not installed" + ("" if needed else " (no GPU stage needs it yet)"),
+        return Check("native", "torch", True, "not installed (only the ml extra needs it)",
                      "pip install 'bolly-ray[ml]'")
     import torch
 

@@ -138,8 +138,9 @@ class Stage:
         """Identity of the model this run uses (name and revision), part of the cache key."""
         return None
 
-    def resources(self, settings: StageSettings) -> Resources:
-        """What one attempt needs with these settings (a GPU stage set to CPU needs no GPU)."""
+    def resources(self, settings: StageSettings, gpus_available: float = 0.0) -> Resources:
+        """What one attempt needs with these settings, where `gpus_available` GPUs exist
+        (a GPU stage set to CPU, or set to auto where there is no GPU, needs none)."""
         return self.spec.resources
 
     def load_model(self, settings: StageSettings) -> Any:

@@ -40,6 +40,10 @@ class Segment(BaseModel):
     speaker: str | None = None
     is_lyric: bool = False
     confidence: float | None = Field(default=None, ge=0, le=1)
+    avg_logprob: float | None = None
+    """The recogniser's mean token log-probability (for hallucination filtering)."""
+    compression_ratio: float | None = Field(default=None, ge=0)
+    no_speech_prob: float | None = Field(default=None, ge=0, le=1)
 
     @model_validator(mode="after")
     def _ordered(self) -> Segment:

@@ -17,7 +17,7 @@ def test_schema_is_valid_json_with_every_stage(tmp_path: Path) -> None:
     assert done.returncode == 0
     schema = json.loads(done.stdout)
     stages = schema["$defs"]["StageSettingsByName"]["properties"]
-    assert set(stages) == {"demux", "subtitles", "mux"}
+    assert set(stages) == {"demux", "vad", "asr", "subtitles", "mux"}
 
 
 def test_prepare_writes_a_job_with_defaults(media: dict[str, MediaCase], tmp_path: Path) -> None:
@@ -50,13 +50,10 @@ def test_missing_job_file_and_bad_flags_exit_2(tmp_path: Path) -> None:
                           "nope.json: no such job file")
     job_file = tmp_path / "job.json"
     job_file.write_text(json.dumps({"id": "x", "media": "f.mkv"}))
-    assert_one_line_error(bolly("run", job_file, "--only", "asr", cwd=tmp_path), 2,
-                          "unknown stages: asr (stages: demux, subtitles, mux)")
+    assert_one_line_error(bolly("run", job_file, "--only", "asrr", cwd=tmp_path), 2,
+                          "unknown stages: asrr (stages: demux, vad, asr, subtitles, mux)")
     assert_one_line_error(bolly("run", job_file, "--set", "subtitles.max_cps=fast",
                                 cwd=tmp_path), 2, "stages.subtitles.max_cps: Input should be")
-    assert_one_line_error(bolly("run", job_file, cwd=tmp_path), 2,
-                          "subtitles: input 'transcript' is produced by no stage and not "
-                          "provided by the job")
     assert not (tmp_path / "out").exists()
 
 
@@ -77,11 +74,12 @@ def test_demo_runs_end_to_end_offline(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     [job] = json.loads(done.stdout)["jobs"]
     assert job["status"] == "succeeded"
-    assert job["stages"] == {"demux": "succeeded", "subtitles": "succeeded", "mux": "succeeded"}
+    assert job["stages"] == {"demux": "succeeded", "vad": "succeeded", "asr": "succeeded",
+                             "subtitles": "succeeded", "mux": "succeeded"}
     job_dir = Path(job["job_dir"])
     srt = pysubs2.load(str(job_dir / "subtitles" / "demo.en.srt"))
     text = " ".join(e.plaintext for e in srt).replace("\n", " ")
-    assert "Raj, the train" in text and "♪ Tujhe dekha" in text
+    assert "the train to Mumbai" in text and "wait for you" in text  # Whisper heard espeak
     assert len(webvtt.read(str(job_dir / "subtitles" / "demo.en.vtt"))) == len(srt)
     assert (job_dir / "demo.subtitled.mp4").stat().st_size > 0
     again = bolly("demo", "--out", tmp_path / "demo", "--json", cwd=tmp_path)
@@ -107,5 +105,8 @@ def test_demo_on_the_default_executor_starts_an_embedded_ray(tmp_path: Path) -> 
     assert done.returncode == 0, done.stderr
     [job] = json.loads(done.stdout)["jobs"]
     manifest = json.loads((Path(job["job_dir"]) / "manifest.json").read_text())
-    assert {r["runner"] for r in manifest["stages"].values()} == {"task"}
+    runners = {stage: r["runner"] for stage, r in manifest["stages"].items()}
+    assert runners == {"demux": "task", "vad": "task", "asr": "actor", "subtitles": "task",
+                       "mux": "task"}
+    assert manifest["stages"]["asr"]["metrics"]["model_loads"] == 1
     assert all(r["node_id"] for r in manifest["stages"].values())

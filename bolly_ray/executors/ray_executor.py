@@ -181,10 +181,10 @@ class RayExecutor(Executor):
     def _new_pool(self, key: PoolKey, need: Demand) -> _Pool:
         stage = self.registry[key[0]]
         size = pool_size(need.resources, need.jobs, ray.cluster_resources())
-        options: dict[str, Any] = {
-            "num_gpus": need.resources.gpus,
-            "num_cpus": 0 if need.resources.gpus else need.resources.cpus,
-            "max_restarts": ACTOR_RESTARTS}
+        # Actors hold what they reserve for their whole life: a CPU reservation would starve
+        # the CPU tasks feeding them (two such actors on a 2-CPU node and nothing else runs).
+        options: dict[str, Any] = {"num_gpus": need.resources.gpus, "num_cpus": 0,
+                                   "max_restarts": ACTOR_RESTARTS}
         if stage.spec.node_labels:
             options["label_selector"] = dict(stage.spec.node_labels)
         actors = [StageActor.options(**options).remote(stage, need.settings) for _ in range(size)]
@@ -192,7 +192,7 @@ class RayExecutor(Executor):
         return _Pool(actors, Counter())
 
     def _task_options(self, stage: Stage, plan: AttemptPlan) -> dict[str, Any]:
-        resources = stage.resources(plan.settings)
+        resources = stage.resources(plan.settings, ray.cluster_resources().get("GPU", 0.0))
         options: dict[str, Any] = {"num_cpus": resources.cpus,
                                    "memory": resources.memory_mb * MIB,
                                    "scheduling_strategy": "SPREAD"}
@@ -218,6 +218,7 @@ class RayExecutor(Executor):
     def _gpu_demand(self, sessions: list[JobSession]) -> dict[PoolKey, Demand]:
         """What each (stage, model) actor pool must serve in this run, GPU kind only."""
         demand: dict[PoolKey, Demand] = {}
+        gpus = ray.cluster_resources().get("GPU", 0.0)
         for session in sessions:
             before = session.dir.read_manifest(session.job.id).stages  # a peek, not the lock
             for name in session.selected:
@@ -229,7 +230,7 @@ class RayExecutor(Executor):
                 earlier = demand.get(key)
                 fresh = name not in before or not before[name].status.has_outputs
                 demand[key] = Demand((earlier.jobs if earlier else 0) + 1,
-                                     stage.resources(settings), settings,
+                                     stage.resources(settings, gpus), settings,
                                      fresh or bool(earlier and earlier.fresh))
         return demand
 

@@ -76,10 +76,16 @@ class StageActor:
 
     def __init__(self, stage: Stage, settings: StageSettings) -> None:
         self.stage = stage
-        self.model = stage.load_model(settings)
+        self.load_error: Exception | None = None
+        try:
+            self.model = stage.load_model(settings)
+        except Exception as err:  # reported by run(): a dead actor would look like a lost node
+            self.model, self.load_error = None, err
         self.unreported_loads = 1
 
     def run(self, plan: AttemptPlan, shipped: dict[str, Any]) -> WorkerResult:
+        if self.load_error is not None:
+            raise self.load_error
         result = execute(self.stage, plan, shipped, self.model, "actor")
         result.metrics["model_loads"] = self.unreported_loads
         self.unreported_loads = 0

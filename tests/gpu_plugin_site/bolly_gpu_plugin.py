@@ -33,7 +33,8 @@ class GpuCopyStage(Stage):
                      settings_model=GpuCopySettings, compute=ComputeKind.GPU,
                      resources=Resources(cpus=1, gpus=1), version="1")
 
-    def resources(self, settings: GpuCopySettings) -> Resources:  # type: ignore[override]
+    def resources(self, settings: GpuCopySettings,  # type: ignore[override]
+                  gpus_available: float = 0.0) -> Resources:
         return Resources(cpus=1, gpus=0) if settings.device == "cpu" else self.spec.resources
 
     def model_id(self, settings: GpuCopySettings) -> str:  # type: ignore[override]

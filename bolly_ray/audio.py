@@ -1,13 +1,19 @@
-"""Reading the demuxed WAV (16 kHz mono PCM) into the float arrays speech models take."""
+"""Reading the demuxed WAV (16 kHz mono PCM) into the float arrays speech models take.
+
+numpy is imported on use: every stage module is imported in every stage container, and
+the images of stages that never touch audio samples carry no numpy.
+"""
 
 from __future__ import annotations
 
 import wave
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from bolly_ray.errors import MediaError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 SAMPLE_RATE = 16_000
 
@@ -23,4 +29,6 @@ def read_wav(path: Path) -> np.ndarray:
     if shape != (SAMPLE_RATE, 1, 2):
         raise MediaError(f"{path}: expected 16 kHz mono 16-bit PCM, found {shape[0]} Hz, "
                          f"{shape[1]} channel(s), {8 * shape[2]}-bit")
+    import numpy as np
+
     return np.frombuffer(frames, dtype="<i2").astype(np.float32) / 32768.0

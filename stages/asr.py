@@ -53,6 +53,8 @@ class AsrSettings(StageSettings):
         default=False, description="Off by default: it feeds repetition loops in songs")
     initial_prompt: str | None = None
     hotwords: list[str] = Field(default_factory=list, description="Names and terms to favour")
+    seed: int = Field(default=0, description="Seed of the temperature-fallback sampling, so "
+                      "that a rerun transcribes the same way")
 
 
 def resolve_device(device: str) -> str:
@@ -128,6 +130,9 @@ class AsrStage(Stage):
         model = model if model is not None else load_whisper(settings)
         audio = read_wav(ctx.inputs["audio"])
         language = settings.language or ctx.job.get("source_language")
+        import ctranslate2
+
+        ctranslate2.set_random_seed(settings.seed)  # fallback decoding samples at random
         started = time.monotonic()
         pieces, info = model.transcribe(
             audio, language=language, task="transcribe", beam_size=settings.beam_size,

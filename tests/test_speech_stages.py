@@ -119,3 +119,11 @@ def test_a_model_missing_offline_fails_with_what_to_do(speech: tuple[Path, list]
     done = bolly("run", job_file, "--only", "demux,vad,asr", "--set", "asr.model=./nowhere",
                  cwd=tmp_path)
     assert_one_line_error(done, 2, "asr.model=./nowhere: no such model folder")
+
+
+@pytest.mark.skipif(bundled_model() is None, reason="needs the demo extra's Whisper model")
+def test_asr_is_reproducible_run_to_run(speech: tuple[Path, list], tmp_path: Path) -> None:
+    wav, _ = speech
+    first = run_stages(tmp_path / "a", wav, "demux,vad,asr")
+    second = run_stages(tmp_path / "b", wav, "demux,vad,asr")
+    assert output(first, "asr", "transcript") == output(second, "asr", "transcript")

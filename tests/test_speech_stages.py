@@ -118,7 +118,7 @@ def test_a_model_missing_offline_fails_with_what_to_do(speech: tuple[Path, list]
                           "set asr.model to a local CTranslate2 folder")
     done = bolly("run", job_file, "--only", "demux,vad,asr", "--set", "asr.model=./nowhere",
                  cwd=tmp_path)
-    assert_one_line_error(done, 2, "asr.model=./nowhere: no such model folder")
+    assert_one_line_error(done, 2, "job offline: asr.model=./nowhere: no such model folder")
 
 
 @pytest.mark.skipif(bundled_model() is None, reason="needs the demo extra's Whisper model")

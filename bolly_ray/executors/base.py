@@ -103,6 +103,14 @@ class Executor(ABC):
                 problems.append(f"job {job.id}: {err}")
         if problems:
             raise UsageError("\n".join(problems))
+        for session in sessions:  # a stage's model setting can be wrong (no such folder)
+            for name in session.selected:
+                try:
+                    self.registry[name].model_id(session.job.stage_settings(name))
+                except UsageError as err:
+                    problems.append(f"job {session.job.id}: {err}")
+        if problems:
+            raise UsageError("\n".join(problems))
         native = {name for s in sessions for name in s.selected
                   if self.cpu_stages == "native"
                   or self.registry[name].spec.compute == ComputeKind.GPU}

@@ -84,6 +84,7 @@ class RayExecutor(Executor):
         super().__init__(registry, observers, cpu_stages)
         self.address = address or os.environ.get("RAY_ADDRESS") or None
         self._embedded = False
+        self._cluster: dict[str, float] = {}
         self._pools: dict[PoolKey, _Pool] = {}
         self._demand: dict[PoolKey, Demand] = {}
         self._inflight: dict[Hashable, tuple[Path, PoolKey, int]] = {}
@@ -95,8 +96,9 @@ class RayExecutor(Executor):
         self._embedded = connect(self.address)
         self._driver_node = ray.get_runtime_context().get_node_id()
         self._jobs = {s.job.id: s for s in sessions}
+        self._cluster = ray.cluster_resources()  # read once: each read asks the GCS
         self._demand = self._gpu_demand(sessions)
-        check_fits(self._demand, ray.cluster_resources())
+        check_fits(self._demand, self._cluster)
         check_serialisable({stage for stage, _ in self._demand} | self._cpu_stages(sessions),
                            self.registry)
         for key, need in self._demand.items():
@@ -180,7 +182,7 @@ class RayExecutor(Executor):
 
     def _new_pool(self, key: PoolKey, need: Demand) -> _Pool:
         stage = self.registry[key[0]]
-        size = pool_size(need.resources, need.jobs, ray.cluster_resources())
+        size = pool_size(need.resources, need.jobs, self._cluster)
         # Actors hold what they reserve for their whole life: a CPU reservation would starve
         # the CPU tasks feeding them (two such actors on a 2-CPU node and nothing else runs).
         options: dict[str, Any] = {"num_gpus": need.resources.gpus, "num_cpus": 0,
@@ -192,7 +194,7 @@ class RayExecutor(Executor):
         return _Pool(actors, Counter())
 
     def _task_options(self, stage: Stage, plan: AttemptPlan) -> dict[str, Any]:
-        resources = stage.resources(plan.settings, ray.cluster_resources().get("GPU", 0.0))
+        resources = stage.resources(plan.settings, self._cluster.get("GPU", 0.0))
         options: dict[str, Any] = {"num_cpus": resources.cpus,
                                    "memory": resources.memory_mb * MIB,
                                    "scheduling_strategy": "SPREAD"}
@@ -218,7 +220,7 @@ class RayExecutor(Executor):
     def _gpu_demand(self, sessions: list[JobSession]) -> dict[PoolKey, Demand]:
         """What each (stage, model) actor pool must serve in this run, GPU kind only."""
         demand: dict[PoolKey, Demand] = {}
-        gpus = ray.cluster_resources().get("GPU", 0.0)
+        gpus = self._cluster.get("GPU", 0.0)
         for session in sessions:
             before = session.dir.read_manifest(session.job.id).stages  # a peek, not the lock
             for name in session.selected:

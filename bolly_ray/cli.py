@@ -236,6 +236,29 @@ def images_list(
 
 
 @app.command()
+def hardware(
+    refresh: Annotated[bool, typer.Option(help="Detect again instead of using the cache")] = False,
+    out_root: Annotated[Path, typer.Option(help="Where the cache lives")] = Path("out"),
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout")] = False,
+) -> None:
+    """CPU, memory and GPUs here, and the ASR settings that fit (cached for an hour)."""
+    from bolly_ray.hardware import cached_profile
+
+    profile = _guard(lambda: cached_profile(out_root, refresh))
+    if as_json:
+        typer.echo(json.dumps(profile.to_json()))
+        return
+    say(f"{profile.host}: {profile.cpus} x {profile.cpu_model}, {profile.ram_mb / 1024:.1f} GiB")
+    for gpu in profile.gpus:
+        say(f"  GPU {gpu.name}: {gpu.vram_mb / 1024:.1f} GiB, compute {gpu.compute_capability}, "
+            f"driver {gpu.driver}")
+    if not profile.gpus:
+        say("  no GPU")
+    advice = ", ".join(f"{k}={v}" for k, v in profile.recommendation().items())
+    say(f"recommended asr: {advice}")
+
+
+@app.command()
 def doctor(
     address: AddressOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout")] = False,

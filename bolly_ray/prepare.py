@@ -2,7 +2,8 @@
 
 The job id comes from the file name plus a short hash of its absolute path and size, so
 preparing the same film again gives the same id (and the same job folder on the same day).
-Media that bolly-ray cannot process is refused here, before any job exists.
+Media that bolly-ray cannot process is refused here, before any job exists. ASR defaults
+(model, device, compute type) come from this machine's hardware profile.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bolly_ray.errors import MediaError, UsageError
+from bolly_ray.hardware import cached_profile
 from bolly_ray.job import JobBase, apply_overrides, validate_job
 from bolly_ray.media import probe
 from bolly_ray.registry import Registry
@@ -36,5 +38,9 @@ def prepare_job(media: Path, registry: Registry, fields: dict[str, Any],
         raise UsageError(str(err)) from None
     data: dict[str, Any] = {"id": job_id_for(media), "media": str(media.resolve())}
     data.update({k: v for k, v in fields.items() if v not in (None, [], ())})
+    if "asr" in registry:  # defaults that fit this machine; --set still wins
+        profile = cached_profile(Path(data.get("out_root", "out")))
+        advice = profile.recommendation()
+        data["stages"] = {"asr": {k: advice[k] for k in ("model", "device", "compute_type")}}
     data = apply_overrides(data, overrides, set(registry))
     return validate_job(data, registry.specs, str(media))

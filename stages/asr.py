@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -53,6 +54,8 @@ class AsrSettings(StageSettings):
         default=False, description="Off by default: it feeds repetition loops in songs")
     initial_prompt: str | None = None
     hotwords: list[str] = Field(default_factory=list, description="Names and terms to favour")
+    cpu_threads: int = Field(default=0, ge=0, description="CPU threads (0: every core; Ray "
+                             "would otherwise give a CPU actor one thread)")
     seed: int = Field(default=0, description="Seed of the temperature-fallback sampling, so "
                       "that a rerun transcribes the same way")
 
@@ -87,7 +90,8 @@ def load_whisper(settings: AsrSettings) -> Any:
         "float16" if device == "cuda" else "int8")
     source = model_source(settings.model)
     try:
-        return WhisperModel(source, device=device, compute_type=compute, local_files_only=True)
+        return WhisperModel(source, device=device, compute_type=compute, local_files_only=True,
+                            cpu_threads=settings.cpu_threads or os.cpu_count() or 1)
     except Exception as err:  # a missing download surfaces as several hub error types
         raise StageError(f"asr: cannot load model {settings.model!r} offline "
                          f"({type(err).__name__}); set asr.model to a local CTranslate2 "

@@ -8,9 +8,12 @@ import re
 import wave
 from pathlib import Path
 
+import jiwer
+import pysubs2
 import pytest
 
 from bolly_ray.demo import bundled_model
+from bolly_ray.driver import Selection
 from bolly_ray.executors import LocalExecutor
 from bolly_ray.job import validate_job
 from bolly_ray.registry import default_registry
@@ -36,8 +39,6 @@ def run_stages(tmp_path: Path, wav: Path, only: str, artifacts: dict | None = No
                         "out_root": str(tmp_path / "out"), "artifacts": artifacts or {},
                         "stages": {"asr": {"model": str(bundled_model()), "beam_size": 1},
                                    **settings}}, registry.specs, "test")
-    from bolly_ray.driver import Selection
-
     [outcome] = LocalExecutor(registry).run([job], Selection(only=tuple(only.split(","))))
     assert outcome.status == "succeeded", outcome.error
     return read_manifest(outcome.job_dir) | {"dir": outcome.job_dir}
@@ -127,3 +128,22 @@ def test_asr_is_reproducible_run_to_run(speech: tuple[Path, list], tmp_path: Pat
     first = run_stages(tmp_path / "a", wav, "demux,vad,asr")
     second = run_stages(tmp_path / "b", wav, "demux,vad,asr")
     assert output(first, "asr", "transcript") == output(second, "asr", "transcript")
+
+
+@pytest.mark.skipif(bundled_model() is None, reason="needs the demo extra's Whisper model")
+def test_word_error_rate_and_every_word_inside_its_cue(speech: tuple[Path, list],
+                                                       tmp_path: Path) -> None:
+    wav, _ = speech
+    manifest = run_stages(tmp_path, wav, "demux,vad,asr,subtitles")
+    transcript = output(manifest, "asr", "transcript")
+    hypothesis = " ".join(words_of(" ".join(s["text"] for s in transcript["segments"])))
+    reference = " ".join(words_of(" ".join(SENTENCES)))
+    assert jiwer.wer(reference, hypothesis) <= 0.10, hypothesis
+    folder = manifest["dir"] / manifest["stages"]["subtitles"]["outputs"]["subtitles"]["path"]
+    cues = [(e.start / 1000, e.end / 1000, words_of(e.plaintext))
+            for e in pysubs2.load(str(folder / "speech.en.srt"))]
+    for segment in transcript["segments"]:
+        for word in segment["words"]:
+            inside = [c for c in cues if c[0] - 0.01 <= word["start"]
+                      and word["end"] <= c[1] + 0.01]
+            assert any(words_of(word["text"])[0] in c[2] for c in inside), word

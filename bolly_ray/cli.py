@@ -235,6 +235,26 @@ def images_list(
     Console().print(table)
 
 
+models_app = typer.Typer(no_args_is_help=True, help="Fetch models into the local cache.")
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("pull")
+def models_pull(
+    names: Annotated[list[str], typer.Argument(help="Whisper model names (e.g. large-v3)")],
+) -> None:
+    """Download Whisper models into the Hugging Face cache (HF_HOME) for offline runs."""
+    from faster_whisper.utils import download_model
+
+    for name in names:
+        try:
+            path = download_model(name)
+        except Exception as err:  # the hub raises many types; the user needs the reason
+            fail(f"cannot fetch Whisper model {name!r}: {type(err).__name__}: "
+                 f"{str(err).splitlines()[0] if str(err) else 'no detail'}", EXIT_FAILED)
+        say(f"{name}: {path}")
+
+
 @app.command()
 def hardware(
     refresh: Annotated[bool, typer.Option(help="Detect again instead of using the cache")] = False,

@@ -29,6 +29,10 @@ class JobLockedError(BollyRayError):
     """Another live process is running the same job."""
 
 
+class PreflightError(BollyRayError):
+    """The jobs cannot run here as things are (no GPU, a missing model); nothing started."""
+
+
 class StageError(BollyRayError):
     """A stage attempt failed permanently: bad media, bad settings, a bug."""
 

@@ -143,6 +143,11 @@ class Stage:
         (a GPU stage set to CPU, or set to auto where there is no GPU, needs none)."""
         return self.spec.resources
 
+    def missing_models(self, settings: StageSettings) -> list[str]:
+        """Models these settings need that this machine lacks, one line each with the
+        command that fetches them; checked before any stage of any job starts."""
+        return []
+
     def load_model(self, settings: StageSettings) -> Any:
         """Load what a GPU stage keeps warm across jobs; CPU stages load nothing."""
         return None

@@ -125,6 +125,20 @@ class AsrStage(Stage):
             source = f"{source}#{hashlib.sha256(config).hexdigest()[:12]}"
         return f"{settings.backend}:{source}:{settings.device}:{settings.compute_type}"
 
+    def missing_models(self, settings: AsrSettings) -> list[str]:  # type: ignore[override]
+        source = model_source(settings.model)
+        if Path(source).is_dir() or settings.backend != "faster-whisper":
+            return []
+        from faster_whisper.utils import download_model
+
+        try:
+            download_model(source, local_files_only=True)
+        except Exception:  # the hub raises several types for "not in the cache"
+            return [f"asr: Whisper model {source!r} is not in the local model cache: run "
+                    f"`bolly-ray models pull {source}`, or set asr.model to a local "
+                    "CTranslate2 folder"]
+        return []
+
     def load_model(self, settings: AsrSettings) -> Any:  # type: ignore[override]
         return load_whisper(settings)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import wave
 from pathlib import Path
 
@@ -107,16 +108,12 @@ def test_the_vad_regions_are_what_asr_transcribes(speech: tuple[Path, list],
     assert "mumbai" in heard and "window" not in heard and "tomorrow" not in heard
 
 
-def test_a_model_missing_offline_fails_with_what_to_do(speech: tuple[Path, list],
+def test_a_model_folder_that_does_not_exist_is_a_usage_error(speech: tuple[Path, list],
                                                        tmp_path: Path) -> None:
     wav, _ = speech
     job_file = tmp_path / "job.json"
     job_file.write_text(json.dumps({"id": "offline", "media": str(wav),
                                     "source_language": "en"}))
-    done = bolly("run", job_file, "--only", "demux,vad,asr", "--set", "asr.model=large-v3",
-                 cwd=tmp_path)
-    assert_one_line_error(done, 1, "asr: cannot load model 'large-v3' offline",
-                          "set asr.model to a local CTranslate2 folder")
     done = bolly("run", job_file, "--only", "demux,vad,asr", "--set", "asr.model=./nowhere",
                  cwd=tmp_path)
     assert_one_line_error(done, 2, "job offline: asr.model=./nowhere: no such model folder")
@@ -147,3 +144,20 @@ def test_word_error_rate_and_every_word_inside_its_cue(speech: tuple[Path, list]
             inside = [c for c in cues if c[0] - 0.01 <= word["start"]
                       and word["end"] <= c[1] + 0.01]
             assert any(words_of(word["text"])[0] in c[2] for c in inside), word
+
+
+def test_models_missing_offline_are_listed_before_anything_runs(
+        speech: tuple[Path, list], tmp_path: Path) -> None:
+    wav, _ = speech
+    job_file = tmp_path / "job.json"
+    job_file.write_text(json.dumps({"id": "preflight", "media": str(wav),
+                                    "out_root": str(tmp_path / "out"),
+                                    "stages": {"asr": {"model": "large-v3"}}}))
+    started = time.monotonic()
+    done = bolly("run", job_file, cwd=tmp_path)
+    assert_one_line_error(done, 1, "missing models:", "asr: Whisper model 'large-v3' is not in "
+                          "the local model cache: run `bolly-ray models pull large-v3`")
+    assert time.monotonic() - started < 5
+    assert not (tmp_path / "out").exists()  # nothing ran, nothing was written
+    pulled = bolly("models", "pull", "large-v3", cwd=tmp_path)
+    assert_one_line_error(pulled, 1, "cannot fetch Whisper model 'large-v3'")

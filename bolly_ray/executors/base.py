@@ -25,6 +25,7 @@ from bolly_ray.doctor import missing_libraries
 from bolly_ray.driver import AttemptOutcome, AttemptPlan, JobSession, Selection, final_status
 from bolly_ray.errors import (
     BollyRayError,
+    PreflightError,
     StageTimeoutError,
     TransientStageError,
     UsageError,
@@ -103,14 +104,21 @@ class Executor(ABC):
                 problems.append(f"job {job.id}: {err}")
         if problems:
             raise UsageError("\n".join(problems))
+        missing: set[str] = set()
         for session in sessions:  # a stage's model setting can be wrong (no such folder)
             for name in session.selected:
+                settings = session.job.stage_settings(name)
                 try:
-                    self.registry[name].model_id(session.job.stage_settings(name))
+                    self.registry[name].model_id(settings)
                 except UsageError as err:
                     problems.append(f"job {session.job.id}: {err}")
+                    continue
+                if not session.is_disabled(name):
+                    missing.update(self.registry[name].missing_models(settings))
         if problems:
             raise UsageError("\n".join(problems))
+        if missing:
+            raise PreflightError("missing models:\n  " + "\n  ".join(sorted(missing)))
         native = {name for s in sessions for name in s.selected
                   if self.cpu_stages == "native"
                   or self.registry[name].spec.compute == ComputeKind.GPU}

@@ -25,7 +25,7 @@ import ray.exceptions
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from bolly_ray.driver import AttemptOutcome, AttemptPlan, JobSession
-from bolly_ray.errors import BollyRayError, WorkerLostError
+from bolly_ray.errors import PreflightError, WorkerLostError
 from bolly_ray.events import Observers
 from bolly_ray.executors.base import Executor, Finished
 from bolly_ray.executors.ray_worker import StageActor, WorkerResult, cpu_attempt, reap_node
@@ -52,10 +52,6 @@ LOST = (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError,
 
 PoolKey = tuple[str, str | None]
 """(stage, model id): one actor pool per distinct model."""
-
-
-class PreflightError(BollyRayError):
-    """The jobs cannot run on this cluster as it is."""
 
 
 @dataclass(frozen=True)

@@ -195,7 +195,7 @@ def images_build(
         fail(f"--mode {mode}: expected native, cpu or full", 2)
     plans = _guard(lambda: images.plan_images(_registry(), mode, stage, base_image,
                                               ffmpeg_base_image))  # type: ignore[arg-type]
-    client = None if dry_run else _guard(_docker)
+    client = _docker_or_none() if dry_run else _guard(_docker)
     table = Table(title=f"stage images ({mode}{', dry run' if dry_run else ''})")
     for column in ("image", "stage", "base", "size"):
         table.add_column(column)
@@ -203,7 +203,7 @@ def images_build(
     own_wheel = None if dry_run else _guard(lambda: images.bolly_ray_wheel(WHEEL_CACHE))
     for plan in plans:
         if dry_run:
-            size = f"~{images.estimated_size_mb(_docker_or_none(), plan):.0f} MB (estimate)"
+            size = f"~{images.estimated_size_mb(client, plan):.0f} MB (estimate)"
         else:
             wheels = _guard(lambda p=plan: [own_wheel,
                                             *images.wheels_for(p.requirements, WHEEL_CACHE)])

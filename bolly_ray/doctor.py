@@ -42,24 +42,27 @@ def native_checks(registry: Registry) -> list[Check]:
         checks.append(Check("native", tool, found is not None, found or "not on PATH",
                             "apt-get install ffmpeg"))
     checks.append(_distribution("native", "ray", RAY_VERSION))
-    for name, stage in registry.items():
-        for requirement in stage.spec.image_requirements:
-            check = _distribution("native", Requirement(requirement).name)
-            checks.append(Check("native", f"{name}: {check.name}", check.ok, check.detail,
-                                f"pip install '{requirement}'"))
+    checks += [check for _, _, check in _library_checks(registry, registry)]
     return [*checks, _torch()]
 
 
 def missing_libraries(registry: Registry, stages: Iterable[str]) -> list[str]:
     """One line per library a natively run stage needs and this Python lacks, with the fix."""
-    lines = []
+    return [f"{name} needs {requirement} ({check.detail}): {check.fix}"
+            for name, requirement, check in _library_checks(registry, stages) if not check.ok]
+
+
+def _library_checks(registry: Registry, stages: Iterable[str]
+                    ) -> list[tuple[str, str, Check]]:
+    """(stage, requirement, check) for every Python library these stages declare."""
+    found = []
     for name in sorted(set(stages)):
         for requirement in registry[name].spec.image_requirements:
             check = _distribution("native", Requirement(requirement).name)
-            if not check.ok:
-                lines.append(f"{name} needs {requirement} ({check.detail}): "
-                             f"pip install '{requirement}'")
-    return lines
+            found.append((name, requirement, Check(
+                "native", f"{name}: {check.name}", check.ok, check.detail,
+                f"pip install '{requirement}'")))
+    return found
 
 
 def _distribution(mode: str, name: str, exact: str | None = None) -> Check:

@@ -128,8 +128,12 @@ class JobSession:
 
     def _published(self, stage: str) -> bool:
         record = self.manifest.stages.get(stage)
-        return bool(record and record.status.has_outputs
-                    and all(self.dir.verify(o) for o in record.outputs.values()))
+        return record is not None and self._intact(record)
+
+    def _intact(self, record: StageRecord) -> bool:
+        """Whether a stage's published outputs are all still there, unchanged."""
+        return record.status.has_outputs and all(
+            self.dir.verify(o) for o in record.outputs.values())
 
     # -- planning ----------------------------------------------------------------------------
 
@@ -162,9 +166,8 @@ class JobSession:
         if plan.stage in self._forced:
             return False
         record = self.record(plan.stage)
-        return (record.key == plan.key and record.status.has_outputs
-                and set(record.outputs) == set(plan.spec.outputs)
-                and all(self.dir.verify(o) for o in record.outputs.values()))
+        return (record.key == plan.key and set(record.outputs) == set(plan.spec.outputs)
+                and self._intact(record))
 
     def _input_path(self, artifact: str) -> Path | None:
         if artifact == SOURCE_ARTIFACT:

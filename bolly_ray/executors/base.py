@@ -119,9 +119,9 @@ class Executor(ABC):
             raise UsageError("\n".join(problems))
         if missing:
             raise PreflightError("missing models:\n  " + "\n  ".join(sorted(missing)))
-        native = {name for s in sessions for name in s.selected
-                  if self.cpu_stages == "native"
-                  or self.registry[name].spec.compute == ComputeKind.GPU}
+        native = selected_of_kind(sessions, self.registry, ComputeKind.GPU)
+        if self.cpu_stages == "native":
+            native |= selected_of_kind(sessions, self.registry, ComputeKind.CPU)
         missing = missing_libraries(self.registry, native)
         if missing:
             raise UsageError("missing libraries for native stages:\n  " + "\n  ".join(missing))
@@ -325,9 +325,15 @@ class Executor(ABC):
 
 
 
+def selected_of_kind(sessions: list[JobSession], registry: Registry, kind: ComputeKind
+                     ) -> set[str]:
+    """Every stage of this compute kind that some job of the run will run."""
+    return {name for s in sessions for name in s.selected
+            if registry[name].spec.compute == kind}
+
+
 def container_runner(sessions: list[JobSession], registry: Registry) -> ContainerRunner:
     """Images for every CPU stage these jobs will run; all missing ones named at once."""
-    stages = {name for s in sessions for name in s.selected
-              if registry[name].spec.compute == ComputeKind.CPU}
-    images = resolve_images(docker_client(), stages)
+    images = resolve_images(docker_client(),
+                            selected_of_kind(sessions, registry, ComputeKind.CPU))
     return ContainerRunner(images, keep=os.environ.get("BOLLY_RAY_KEEP_CONTAINERS") == "1")

@@ -27,7 +27,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from bolly_ray.driver import AttemptOutcome, AttemptPlan, JobSession
 from bolly_ray.errors import PreflightError, WorkerLostError
 from bolly_ray.events import Observers
-from bolly_ray.executors.base import Executor, Finished
+from bolly_ray.executors.base import Executor, Finished, selected_of_kind
 from bolly_ray.executors.ray_worker import StageActor, WorkerResult, cpu_attempt, reap_node
 from bolly_ray.hardware import detect_gpus
 from bolly_ray.registry import Registry
@@ -95,8 +95,8 @@ class RayExecutor(Executor):
         self._cluster = ray.cluster_resources()  # read once: each read asks the GCS
         self._demand = self._gpu_demand(sessions)
         check_fits(self._demand, self._cluster)
-        check_serialisable({stage for stage, _ in self._demand} | self._cpu_stages(sessions),
-                           self.registry)
+        cpu = selected_of_kind(sessions, self.registry, ComputeKind.CPU)
+        check_serialisable({stage for stage, _ in self._demand} | cpu, self.registry)
         for key, need in self._demand.items():
             if need.fresh:  # models load while the CPU stages run; reruns load on demand
                 self._pools[key] = self._new_pool(key, need)
@@ -231,10 +231,6 @@ class RayExecutor(Executor):
                                      stage.resources(settings, gpus), settings,
                                      fresh or bool(earlier and earlier.fresh))
         return demand
-
-    def _cpu_stages(self, sessions: list[JobSession]) -> set[str]:
-        return {n for s in sessions for n in s.selected
-                if self.registry[n].spec.compute == ComputeKind.CPU}
 
 
 def connect(address: str | None) -> bool:

@@ -8,13 +8,14 @@ can cause are one line each, never a traceback. Heavy imports happen inside comm
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -115,7 +116,7 @@ def run(
     """Run one or more jobs."""
     from bolly_ray.runner import run_jobs
 
-    outcomes = _guard(lambda: run_jobs(jobs, _registry(), set_ or [], only, from_, force,
+    outcomes = _guard_quietly(lambda: run_jobs(jobs, _registry(), set_ or [], only, from_, force,
                                        quiet=as_json, executor=executor, address=address,
                                        cpu_stages=cpu_stages))
     failed = [o for o in outcomes if o.status != "succeeded"]
@@ -154,7 +155,7 @@ def demo(
     """Run the pipeline offline on a clip it generates (needs ffmpeg and espeak-ng)."""
     from bolly_ray.demo import run_demo
 
-    outcome = _guard(lambda: run_demo(folder.resolve(), _registry(), quiet=as_json,
+    outcome = _guard_quietly(lambda: run_demo(folder.resolve(), _registry(), quiet=as_json,
                                       executor=executor))
     if as_json:
         typer.echo(json.dumps({"jobs": [_outcome_json(outcome)]}))
@@ -241,41 +242,60 @@ app.add_typer(models_app, name="models")
 
 @models_app.command("pull")
 def models_pull(
-    names: Annotated[list[str], typer.Argument(help="Whisper model names (e.g. large-v3)")],
+    targets: Annotated[list[str], typer.Argument(
+        help="Job files (fetch what their stages need) or Whisper model names (large-v3)")],
 ) -> None:
-    """Download Whisper models into the Hugging Face cache (HF_HOME) for offline runs."""
-    from faster_whisper.utils import download_model
+    """Download models into the Hugging Face cache (HF_HOME) for offline runs."""
+    from bolly_ray.models import pull
 
-    for name in names:
-        try:
-            path = download_model(name)
-        except Exception as err:  # the hub raises many types; the user needs the reason
-            fail(f"cannot fetch Whisper model {name!r}: {type(err).__name__}: "
-                 f"{str(err).splitlines()[0] if str(err) else 'no detail'}", EXIT_FAILED)
-        say(f"{name}: {path}")
+    registry = _registry()
+    _guard(lambda: [say(line) for line in pull(targets, registry)])
 
 
 @app.command()
 def hardware(
     refresh: Annotated[bool, typer.Option(help="Detect again instead of using the cache")] = False,
     out_root: Annotated[Path, typer.Option(help="Where the cache lives")] = Path("out"),
+    address: Annotated[str | None, typer.Option(
+        help="Report every node of the Ray cluster at this address, each detected on the "
+        "node itself")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout")] = False,
 ) -> None:
-    """CPU, memory and GPUs here, and the ASR settings that fit (cached for an hour)."""
+    """CPU, memory and GPUs here (or on each cluster node), and the settings that fit."""
+    if address:
+        from bolly_ray.cluster_hardware import cluster_profiles
+
+        nodes = _guard(lambda: cluster_profiles(address))
+        if as_json:
+            typer.echo(json.dumps({"nodes": nodes}))
+            return
+        for node in nodes:
+            say(f"node {node['node_id'][:12]} ({node['node_ip']}), Ray sees "
+                + ", ".join(f"{k}={v:g}" for k, v in node["ray_resources"].items()))
+            if "error" in node:
+                say(f"  cannot profile: {node['error']}", style="red")
+            else:
+                _say_profile(node["profile"])
+        return
     from bolly_ray.hardware import cached_profile
 
     profile = _guard(lambda: cached_profile(out_root, refresh))
     if as_json:
         typer.echo(json.dumps(profile.to_json()))
         return
-    say(f"{profile.host}: {profile.cpus} x {profile.cpu_model}, {profile.ram_mb / 1024:.1f} GiB")
-    for gpu in profile.gpus:
-        say(f"  GPU {gpu.name}: {gpu.vram_mb / 1024:.1f} GiB, compute {gpu.compute_capability}, "
-            f"driver {gpu.driver}")
-    if not profile.gpus:
+    _say_profile(profile.to_json())
+
+
+def _say_profile(profile: dict[str, Any]) -> None:
+    say(f"{profile['host']}: {profile['cpus']} x {profile['cpu_model']}, "
+        f"{profile['ram_mb'] / 1024:.1f} GiB")
+    for gpu in profile["gpus"]:
+        say(f"  GPU {gpu['name']}: {gpu['vram_mb'] / 1024:.1f} GiB, compute "
+            f"{gpu['compute_capability']}, driver {gpu['driver']}")
+    if not profile["gpus"]:
         say("  no GPU")
-    advice = ", ".join(f"{k}={v}" for k, v in profile.recommendation().items())
-    say(f"recommended asr: {advice}")
+    advice = ", ".join(f"{k}={v}" for k, v in profile["recommendation"].items())
+    say(f"  recommended: {advice}")
 
 
 @app.command()
@@ -332,6 +352,13 @@ def _guard(call: Callable[[], T]) -> T:
         fail(f"{err.filename or ''}: {err.strerror or err}".lstrip(": "), EXIT_FAILED)
     except KeyboardInterrupt:
         fail("interrupted; rerun the same command to resume", 130)
+
+
+def _guard_quietly(call: Callable[[], T]) -> T:
+    """`_guard`, with whatever the ML libraries print sent to stderr: stdout is for results
+    (`--json` output must parse)."""
+    with contextlib.redirect_stdout(sys.stderr):
+        return _guard(call)
 
 
 def _outcome_json(outcome: JobOutcome) -> dict[str, object]:

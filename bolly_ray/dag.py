@@ -29,6 +29,8 @@ class Pipeline:
     """Stages whose outputs the job provides, so they never run."""
     unsatisfied: Mapping[str, tuple[str, ...]]
     """Stage -> required inputs that nothing produces; such a stage cannot be selected."""
+    unneeded: frozenset[str] = frozenset()
+    """Stages that only feed replaced stages: they run only when selected by name."""
 
     @property
     def order(self) -> tuple[str, ...]:
@@ -60,7 +62,7 @@ class Pipeline:
         if unknown:
             raise UsageError(f"unknown stages: {', '.join(unknown)} "
                              f"(stages: {', '.join(self.order)})")
-        chosen = set(only) if only else set(self.specs)
+        chosen = set(only) if only else set(self.specs) - self.unneeded
         if start:
             chosen &= {start} | self.descendants(start)
         problems = [f"{stage}: input {artifact!r} is produced by no stage and not provided "
@@ -85,7 +87,8 @@ def build_pipeline(specs: Iterable[StageSpec], provided: Iterable[str] = ()) -> 
         raise UsageError("invalid pipeline:\n  " + "\n  ".join(problems))
     by_name = {s.name: s for s in active}
     return Pipeline({n: by_name[n] for n in order}, producers, provided_set, frozenset(replaced),
-                    _unsatisfied(active, producers, provided_set))
+                    _unsatisfied(active, producers, provided_set),
+                    frozenset(_unneeded(specs, replaced)))
 
 
 def _replacements(specs: list[StageSpec], provided: frozenset[str]) -> tuple[list[str], set[str]]:
@@ -99,6 +102,24 @@ def _replacements(specs: list[StageSpec], provided: frozenset[str]) -> tuple[lis
         elif given:
             replaced.add(spec.name)
     return problems, replaced
+
+
+def _unneeded(specs: list[StageSpec], removed: set[str]) -> set[str]:
+    """Stages that only fed removed stages (a provided transcript makes ASR, and what only
+    ASR reads, pointless). Stages with exports, or whose outputs nobody reads, stay."""
+    unneeded: set[str] = set()
+    changed = True
+    while changed:
+        changed = False
+        gone = removed | unneeded
+        for spec in specs:
+            if spec.name in gone or spec.exports:
+                continue
+            readers = {s.name for s in specs if set(s.all_inputs) & set(spec.outputs)}
+            if readers and readers <= gone:
+                unneeded.add(spec.name)
+                changed = True
+    return unneeded
 
 
 def _producers(specs: list[StageSpec]) -> tuple[dict[str, str], list[str]]:

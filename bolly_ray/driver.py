@@ -77,6 +77,8 @@ class JobSession:
             registry.specs, {SOURCE_ARTIFACT, *job.artifacts})
         self.selected = self.pipeline.select(selection.only, selection.start)
         self._lock = JobLock(self.dir.root, job.id)
+        self.unavailable: dict[str, str] = {}
+        """Optional stages the preflight found cannot run here, with the reason."""
         self.manifest = Manifest(job_id=job.id)
         self._forced = set(self.selected) if selection.force else set()
         if selection.start:
@@ -107,7 +109,10 @@ class JobSession:
         self.dir.clear_scratch()
         write_atomic(self.dir.root / "job.json", job_json_for_disk(self.job))
         self.manifest = self.dir.read_manifest(self.job.id)
+        skipped = self.pipeline.unneeded - set(self.selected)  # fed only what the job brings
         for name in self.pipeline.order:
+            if name in skipped:
+                continue
             record = self.manifest.stages.setdefault(name, StageRecord())
             if record.status == StageStatus.RUNNING:  # a crashed run left it mid-flight
                 record.status = StageStatus.PENDING
@@ -143,6 +148,18 @@ class JobSession:
     def is_disabled(self, stage: str) -> bool:
         settings = self.job.stage_settings(stage)
         return isinstance(settings, OptionalStageSettings) and not settings.enabled
+
+    def is_critical(self, stage: str) -> bool:
+        """Whether the job fails without this stage: by its spec, or `required` in the job."""
+        settings = self.job.stage_settings(stage)
+        return self.pipeline.specs[stage].critical or bool(
+            isinstance(settings, OptionalStageSettings) and settings.required)
+
+    def skip_reason(self, stage: str) -> str | None:
+        """Why this stage will not run in this job (switched off, or its model is missing)."""
+        if self.is_disabled(stage):
+            return "disabled in the job settings"
+        return self.unavailable.get(stage)
 
     def blocked_by(self, stage: str) -> list[str]:
         """Required inputs that are not available (their producer failed or was skipped)."""
@@ -252,6 +269,6 @@ def final_status(session: JobSession, stages: Iterable[str]) -> JobStatus:
     for stage in stages:
         status = session.record(stage).status
         if status in (StageStatus.PENDING, StageStatus.RUNNING) or (
-                session.pipeline.specs[stage].critical and status not in done):
+                session.is_critical(stage) and status not in done):
             return JobStatus.FAILED
     return JobStatus.SUCCEEDED

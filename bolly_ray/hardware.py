@@ -45,15 +45,22 @@ class HardwareProfile:
     detected_at: float = 0.0
 
     def recommendation(self) -> dict[str, object]:
-        """ASR settings that fit this machine's largest GPU, or its CPU."""
+        """ASR and diarization settings that fit this machine's largest GPU, or its CPU.
+
+        `max_speakers` bounds diarization's clustering, whose time and memory grow with it.
+        """
         if not self.gpus:
-            return {"device": "cpu", "model": "base", "compute_type": "int8", "batch_size": 1}
+            return {"device": "cpu", "backend": "faster-whisper", "model": "base",
+                    "compute_type": "int8", "batch_size": 1, "max_speakers": 8}
         vram = max(g.vram_mb for g in self.gpus)
+        backend = "whisperx" if importlib.util.find_spec("whisperx") else "faster-whisper"
         if vram >= 6 * 1024:
-            return {"device": "cuda", "model": "large-v3", "compute_type": "float16",
-                    "batch_size": 16 if vram >= 16 * 1024 else 8}
+            return {"device": "cuda", "backend": backend, "model": "large-v3",
+                    "compute_type": "float16", "batch_size": 16 if vram >= 16 * 1024 else 8,
+                    "max_speakers": 20}
         model = "medium" if vram >= 4 * 1024 else "base"
-        return {"device": "cuda", "model": model, "compute_type": "float16", "batch_size": 4}
+        return {"device": "cuda", "backend": backend, "model": model,
+                "compute_type": "float16", "batch_size": 4, "max_speakers": 12}
 
     def to_json(self) -> dict[str, object]:
         return asdict(self) | {"recommendation": self.recommendation()}

@@ -2,8 +2,9 @@
 
 The job id comes from the file name plus a short hash of its absolute path and size, so
 preparing the same film again gives the same id (and the same job folder on the same day).
-Media that bolly-ray cannot process is refused here, before any job exists. ASR defaults
-(model, device, compute type) come from this machine's hardware profile.
+Media that bolly-ray cannot process is refused here, before any job exists. ASR and
+diarization defaults (backend, model, device, compute type, batch size, speaker limit)
+come from this machine's hardware profile.
 """
 
 from __future__ import annotations
@@ -38,9 +39,12 @@ def prepare_job(media: Path, registry: Registry, fields: dict[str, Any],
         raise UsageError(str(err)) from None
     data: dict[str, Any] = {"id": job_id_for(media), "media": str(media.resolve())}
     data.update({k: v for k, v in fields.items() if v not in (None, [], ())})
-    if "asr" in registry:  # defaults that fit this machine; --set still wins
+    if {"asr", "diarize"} <= set(registry):  # defaults that fit this machine; --set wins
         profile = cached_profile(Path(data.get("out_root", "out")))
         advice = profile.recommendation()
-        data["stages"] = {"asr": {k: advice[k] for k in ("model", "device", "compute_type")}}
+        asr = ("backend", "model", "device", "compute_type", "batch_size")
+        data["stages"] = {"asr": {k: advice[k] for k in asr},
+                          "diarize": {"device": advice["device"],
+                                      "max_speakers": advice["max_speakers"]}}
     data = apply_overrides(data, overrides, set(registry))
     return validate_job(data, registry.specs, str(media))

@@ -28,3 +28,9 @@ class Secrets(BaseModel):
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Secrets:
         env = os.environ if environ is None else environ
         return cls(**{field: env[var] for field, var in ENVIRONMENT.items() if env.get(var)})
+
+
+def hf_token() -> str | None:
+    """The Hugging Face token for gated models, read at the moment it is needed."""
+    token = Secrets.from_env().hf_token
+    return token.get_secret_value() if token is not None else None

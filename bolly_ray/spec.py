@@ -18,7 +18,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from bolly_ray.errors import StageTimeoutError
 
@@ -43,9 +43,11 @@ class StageSettings(BaseModel):
 
 
 class OptionalStageSettings(StageSettings):
-    """Settings of an optional stage, which the job may switch off."""
+    """Settings of an optional stage, which the job may switch off or make required."""
 
     enabled: bool = True
+    required: bool = Field(default=False, description="Fail the job when this stage cannot "
+                           "run (its model is missing, it fails) instead of going on without it")
 
 
 @dataclass(frozen=True)
@@ -146,6 +148,11 @@ class Stage:
     def missing_models(self, settings: StageSettings) -> list[str]:
         """Models these settings need that this machine lacks, one line each with the
         command that fetches them; checked before any stage of any job starts."""
+        return []
+
+    def pull_models(self, settings: StageSettings, job: Mapping[str, Any]) -> list[str]:
+        """Download what `missing_models` would report into the shared model cache (HF_HOME);
+        returns one line per model fetched. `job` holds the job fields (e.g. its language)."""
         return []
 
     def load_model(self, settings: StageSettings) -> Any:

@@ -9,6 +9,7 @@ every stage validates when it reads a transcript file.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -52,11 +53,25 @@ class Segment(BaseModel):
         return self
 
 
+class Alignment(BaseModel):
+    """Where the word timings came from, and why when it was not the aligner."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: Literal["wav2vec2", "asr", "estimated"]
+    """wav2vec2 forced alignment; the recogniser's own timings; spread over the segment."""
+    model: str | None = None
+    reason: str | None = None
+
+
 class Transcript(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     language: str
     segments: list[Segment] = Field(default_factory=list)
+    alignment: Alignment | None = None
+    speakers: list[str] | None = None
+    """Speaker labels found by diarization; None when the transcript was not diarized."""
 
     @classmethod
     def read(cls, path: Path) -> Transcript:

@@ -1,28 +1,30 @@
-"""asr: speech to timed text in the film's own language, with word timings.
+"""asr: speech to timed text in the film's own language.
 
-The faster-whisper backend (CTranslate2; no PyTorch) runs on CPU or GPU; WhisperX is the
-batched GPU backend when the `ml` extra is installed. Whisper's translate task is never
-used: subtitles in other languages come from the translation stage. The VAD regions reach
-the model as clip timestamps, and the prompt and hotwords (cast names, glossary terms) as
-decoding context. `asr.model` is a Whisper name (looked up in the local Hugging Face cache;
-nothing is downloaded offline) or a local CTranslate2 model folder. The model loads once
-per worker and serves every job.
+Two backends (whisper_backends.py): faster-whisper (CTranslate2; no PyTorch; CPU or GPU,
+word timings of its own) and WhisperX (the `ml` extra; batched on GPU; word timings come
+from the align stage). A GPU out-of-memory error halves the batch and tries again.
+Whisper's translate task is never used: subtitles in other languages come from the
+translation stage. The VAD regions are what the model decodes, and the prompt and
+hotwords (cast names, glossary terms) its decoding context. `asr.model` is a Whisper name
+(looked up in the local Hugging Face cache; nothing is downloaded offline) or a local
+CTranslate2 model folder. The model loads once per worker and serves every job.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
-import math
-import os
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field
 
 from bolly_ray.audio import SAMPLE_RATE, read_wav
-from bolly_ray.errors import StageError, UsageError
+from bolly_ray.errors import UsageError
+from bolly_ray.gpu_memory import with_batch_halving
 from bolly_ray.spec import (
     ComputeKind,
     Resources,
@@ -32,7 +34,8 @@ from bolly_ray.spec import (
     StageSettings,
     StageSpec,
 )
-from bolly_ray.transcript import Segment, Transcript, Word
+from bolly_ray.stages.whisper_backends import FasterWhisper, Region, WhisperX, load_backend
+from bolly_ray.transcript import Transcript
 
 
 class AsrSettings(StageSettings):
@@ -58,6 +61,9 @@ class AsrSettings(StageSettings):
                              "would otherwise give a CPU actor one thread)")
     seed: int = Field(default=0, description="Seed of the temperature-fallback sampling, so "
                       "that a rerun transcribes the same way")
+    batch_size: int = Field(default=1, ge=1, le=256, description="Windows decoded together "
+                            "(1: faster-whisper decodes in order with word timings; prepare "
+                            "sets 4-16 on GPUs); halved on GPU out-of-memory")
 
 
 def resolve_device(device: str) -> str:
@@ -80,37 +86,23 @@ def model_source(name: str) -> str:
     return name
 
 
-def load_whisper(settings: AsrSettings) -> Any:
-    if settings.backend == "whisperx":
-        raise UsageError("asr.backend=whisperx needs the ml extra: pip install 'bolly-ray[ml]'")
-    from faster_whisper import WhisperModel
-
-    device = resolve_device(settings.device)
-    compute = settings.compute_type if settings.compute_type != "auto" else (
-        "float16" if device == "cuda" else "int8")
-    source = model_source(settings.model)
-    try:
-        return WhisperModel(source, device=device, compute_type=compute, local_files_only=True,
-                            cpu_threads=settings.cpu_threads or os.cpu_count() or 1)
-    except Exception as err:  # a missing download surfaces as several hub error types
-        raise StageError(f"asr: cannot load model {settings.model!r} offline "
-                         f"({type(err).__name__}); set asr.model to a local CTranslate2 "
-                         "folder or fetch the model into the Hugging Face cache") from None
+def load_whisper(settings: AsrSettings) -> FasterWhisper | WhisperX:
+    return load_backend(settings, model_source(settings.model), resolve_device(settings.device))
 
 
-def clip_timestamps(speech: Path | None) -> list[float] | str:
+def speech_regions(speech: Path | None) -> list[Region] | None:
+    """The VAD stage's regions, or None when there is no VAD output (transcribe it all)."""
     if speech is None:
-        return "0"
-    regions = json.loads(speech.read_text())["segments"]
-    return [t for r in regions for t in (r["start"], r["end"])] or "0"
+        return None
+    return [(r["start"], r["end"]) for r in json.loads(speech.read_text())["segments"]]
 
 
 class AsrStage(Stage):
     spec = StageSpec(
-        name="asr", inputs=("audio",), optional_inputs=("speech",), outputs=("transcript",),
+        name="asr", inputs=("audio",), optional_inputs=("speech",), outputs=("raw_transcript",),
         settings_model=AsrSettings, job_fields=("source_language",),
         compute=ComputeKind.GPU, resources=Resources(cpus=1, gpus=1, memory_mb=4096),
-        image_requirements=("faster-whisper>=1.1",), timeout_s=6 * 3600, version="1")
+        image_requirements=("faster-whisper>=1.1",), timeout_s=6 * 3600, version="2")
 
     def resources(self, settings: AsrSettings,  # type: ignore[override]
                   gpus_available: float = 0.0) -> Resources:
@@ -126,18 +118,31 @@ class AsrStage(Stage):
         return f"{settings.backend}:{source}:{settings.device}:{settings.compute_type}"
 
     def missing_models(self, settings: AsrSettings) -> list[str]:  # type: ignore[override]
+        missing = []
+        if settings.backend == "whisperx" and importlib.util.find_spec("whisperx") is None:
+            missing.append("asr: backend whisperx needs the ml extra: "
+                           "pip install 'bolly-ray[ml]'")
         source = model_source(settings.model)
-        if Path(source).is_dir() or settings.backend != "faster-whisper":
-            return []
+        if Path(source).is_dir():
+            return missing
         from faster_whisper.utils import download_model
 
         try:
             download_model(source, local_files_only=True)
         except Exception:  # the hub raises several types for "not in the cache"
-            return [f"asr: Whisper model {source!r} is not in the local model cache: run "
-                    f"`bolly-ray models pull {source}`, or set asr.model to a local "
-                    "CTranslate2 folder"]
-        return []
+            missing.append(f"asr: Whisper model {source!r} is not in the local model cache: "
+                           f"run `bolly-ray models pull {source}`, or set asr.model to a local "
+                           "CTranslate2 folder")
+        return missing
+
+    def pull_models(self, settings: AsrSettings,  # type: ignore[override]
+                    job: Mapping[str, Any]) -> list[str]:
+        source = model_source(settings.model)
+        if Path(source).is_dir():
+            return []
+        from faster_whisper.utils import download_model
+
+        return [f"asr: Whisper {source}: {download_model(source)}"]
 
     def load_model(self, settings: AsrSettings) -> Any:  # type: ignore[override]
         return load_whisper(settings)
@@ -145,40 +150,23 @@ class AsrStage(Stage):
     def run(self, ctx: StageContext, model: Any = None) -> StageResult:
         settings = ctx.settings
         assert isinstance(settings, AsrSettings)
-        model = model if model is not None else load_whisper(settings)
+        backend = model if model is not None else load_whisper(settings)
         audio = read_wav(ctx.inputs["audio"])
         language = settings.language or ctx.job.get("source_language")
+        regions = speech_regions(ctx.inputs.get("speech"))
         import ctranslate2
 
         ctranslate2.set_random_seed(settings.seed)  # fallback decoding samples at random
         started = time.monotonic()
-        pieces, info = model.transcribe(
-            audio, language=language, task="transcribe", beam_size=settings.beam_size,
-            temperature=settings.temperatures, word_timestamps=True, vad_filter=False,
-            clip_timestamps=clip_timestamps(ctx.inputs.get("speech")),
-            compression_ratio_threshold=settings.compression_ratio_threshold,
-            log_prob_threshold=settings.log_prob_threshold,
-            no_speech_threshold=settings.no_speech_threshold,
-            condition_on_previous_text=settings.condition_on_previous_text,
-            initial_prompt=settings.initial_prompt,
-            hotwords=" ".join(settings.hotwords) or None)
-        segments = [to_segment(p) for p in pieces if p.text.strip()]
+        if regions == []:  # VAD heard nobody: nothing to transcribe, nothing to hallucinate
+            (segments, language), batch = ([], language or "und"), settings.batch_size
+        else:
+            (segments, language), batch = with_batch_halving(
+                lambda size: backend.transcribe(audio, regions, language, settings, size),
+                settings.batch_size, what="asr")
         seconds = time.monotonic() - started
-        Transcript(language=info.language, segments=segments).write(
-            ctx.out_dir / "transcript.json")
+        Transcript(language=language, segments=segments).write(ctx.out_dir / "transcript.json")
         audio_s = len(audio) / SAMPLE_RATE
-        return StageResult(outputs={"transcript": "transcript.json"}, metrics={
+        return StageResult(outputs={"raw_transcript": "transcript.json"}, metrics={
             "audio_s": round(audio_s, 3), "rtfx": round(audio_s / max(seconds, 1e-6), 2),
-            "segments": len(segments)})
-
-
-def to_segment(piece: Any) -> Segment:
-    words = [Word(text=w.word.strip(), start=round(w.start, 3), end=round(max(w.end, w.start), 3),
-                  confidence=min(1.0, max(0.0, w.probability)))
-             for w in piece.words or [] if w.word.strip()]
-    return Segment(start=round(piece.start, 3), end=round(max(piece.end, piece.start), 3),
-                   text=piece.text.strip(), words=words,
-                   confidence=round(min(1.0, math.exp(piece.avg_logprob)), 4),
-                   avg_logprob=piece.avg_logprob,
-                   compression_ratio=max(0.0, piece.compression_ratio),
-                   no_speech_prob=min(1.0, max(0.0, piece.no_speech_prob)))
+            "segments": len(segments), "batch_size": batch})

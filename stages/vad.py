@@ -1,18 +1,25 @@
-"""vad: where people speak, from the Silero VAD model.
+"""vad: where people speak, from the Silero VAD model, optionally confirmed by pyannote.
 
 The Silero v6 ONNX model ships inside faster-whisper's wheel, so this runs offline, on CPU,
 without PyTorch. Speech regions closer than `merge_gap_s` are merged (dialogue with short
 pauses stays one region) and each is padded; the result is a JSON list of regions in
-seconds that ASR uses to skip silence and songs' instrumental stretches.
+seconds that ASR uses to skip silence and songs' instrumental stretches. With
+`second_pass: pyannote` (the `ml` extra) a pyannote segmentation model (by default the one
+inside WhisperX's wheel) runs too and only what both models call speech is kept, which
+trims Silero's false alarms on music.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
+from pathlib import Path
+from typing import Any, Literal
 
 from pydantic import Field
 
 from bolly_ray.audio import SAMPLE_RATE, read_wav
+from bolly_ray.errors import StageError
 from bolly_ray.spec import (
     OptionalStageSettings,
     Resources,
@@ -32,6 +39,55 @@ class VadSettings(OptionalStageSettings):
     speech_pad_ms: int = Field(default=200, ge=0, description="Padding on each side")
     max_speech_s: float = Field(default=30.0, gt=0, description="Split longer regions")
     merge_gap_s: float = Field(default=0.3, ge=0, description="Merge regions this close")
+    second_pass: Literal["none", "pyannote"] = Field(
+        default="none", description="Confirm Silero's regions with pyannote segmentation "
+        "(needs the ml extra)")
+    pyannote_model: str | None = Field(default=None, description="pyannote segmentation "
+                                       "checkpoint (default: the one inside WhisperX's wheel)")
+    pyannote_onset: float = Field(default=0.5, gt=0, lt=1)
+
+
+def intersect(first: list[tuple[float, float]], second: list[tuple[float, float]]
+              ) -> list[tuple[float, float]]:
+    """The stretches both region lists cover (both sorted, neither overlapping itself)."""
+    out, i, j = [], 0, 0
+    while i < len(first) and j < len(second):
+        start, end = max(first[i][0], second[j][0]), min(first[i][1], second[j][1])
+        if end > start:
+            out.append((start, end))
+        if first[i][1] < second[j][1]:
+            i += 1
+        else:
+            j += 1
+    return out
+
+
+def pyannote_regions(audio: Any, settings: VadSettings) -> list[tuple[float, float]]:
+    try:
+        import torch
+        from pyannote.audio import Model
+        from pyannote.audio.pipelines import VoiceActivityDetection
+    except ImportError:
+        raise StageError("vad.second_pass=pyannote needs the ml extra: "
+                         "pip install 'bolly-ray[ml]'") from None
+    checkpoint = settings.pyannote_model or bundled_segmentation()
+    try:
+        model = Model.from_pretrained(checkpoint)
+    except Exception as err:  # hub and checkpoint errors come in many types
+        raise StageError(f"vad: cannot load pyannote segmentation {checkpoint!r} offline "
+                         f"({type(err).__name__})") from None
+    pipeline = VoiceActivityDetection(segmentation=model)
+    pipeline.instantiate({"min_duration_on": 0.0, "min_duration_off": 0.0})
+    pipeline.segmentation.onset = settings.pyannote_onset  # type: ignore[attr-defined]
+    found = pipeline({"waveform": torch.from_numpy(audio)[None], "sample_rate": SAMPLE_RATE})
+    return [(turn.start, turn.end) for turn in found.get_timeline().support()]
+
+
+def bundled_segmentation() -> str:
+    spec = importlib.util.find_spec("whisperx")
+    if spec is None or spec.origin is None:
+        raise StageError("vad: set vad.pyannote_model (no WhisperX, whose wheel carries one)")
+    return str(Path(spec.origin).parent / "assets" / "pytorch_model.bin")
 
 
 def merge(regions: list[tuple[float, float]], gap: float) -> list[tuple[float, float]]:
@@ -50,7 +106,9 @@ class VadStage(Stage):
         resources=Resources(cpus=1, memory_mb=1024), critical=False,
         image_requirements=("faster-whisper>=1.1",), version="1")
 
-    def model_id(self, settings: object) -> str:
+    def model_id(self, settings: VadSettings) -> str:  # type: ignore[override]
+        if settings.second_pass == "pyannote":
+            return f"{MODEL} + pyannote {settings.pyannote_model or 'whisperx-bundled'}"
         return MODEL
 
     def run(self, ctx: StageContext, model: object = None) -> StageResult:
@@ -65,11 +123,15 @@ class VadStage(Stage):
                              speech_pad_ms=settings.speech_pad_ms,
                              max_speech_duration_s=settings.max_speech_s)
         found = get_speech_timestamps(audio, options, sampling_rate=SAMPLE_RATE)
-        regions = merge([(c["start"] / SAMPLE_RATE, c["end"] / SAMPLE_RATE) for c in found],
-                        settings.merge_gap_s)
+        regions = [(c["start"] / SAMPLE_RATE, c["end"] / SAMPLE_RATE) for c in found]
+        if settings.second_pass == "pyannote":
+            pad = settings.speech_pad_ms / 1000
+            confirmed = [(max(0.0, s - pad), e + pad) for s, e in pyannote_regions(audio, settings)]
+            regions = intersect(regions, merge(confirmed, 0.0))
+        regions = merge(regions, settings.merge_gap_s)
         speech_s = sum(end - start for start, end in regions)
         (ctx.out_dir / "speech.json").write_text(json.dumps({
-            "model": MODEL, "audio_s": round(len(audio) / SAMPLE_RATE, 3),
+            "model": self.model_id(settings), "audio_s": round(len(audio) / SAMPLE_RATE, 3),
             "speech_s": round(speech_s, 3),
             "segments": [{"start": round(s, 3), "end": round(e, 3)} for s, e in regions],
         }, indent=2) + "\n")

@@ -31,6 +31,7 @@ def ray_tmpdir() -> Iterator[Path]:
 @pytest.fixture(autouse=True)
 def _hermetic_env(monkeypatch: pytest.MonkeyPatch, ray_tmpdir: Path) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TORCH_HOME", str(ray_tmpdir / "torch"))  # no stray cached weights
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
     monkeypatch.setenv("RAY_TMPDIR", str(ray_tmpdir))

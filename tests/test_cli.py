@@ -17,7 +17,8 @@ def test_schema_is_valid_json_with_every_stage(tmp_path: Path) -> None:
     assert done.returncode == 0
     schema = json.loads(done.stdout)
     stages = schema["$defs"]["StageSettingsByName"]["properties"]
-    assert set(stages) == {"demux", "vad", "asr", "subtitles", "mux"}
+    assert set(stages) == {"demux", "vad", "asr", "diarize", "align", "speakers", "subtitles",
+                           "mux"}
 
 
 def test_prepare_writes_a_job_with_defaults(media: dict[str, MediaCase], tmp_path: Path) -> None:
@@ -51,7 +52,8 @@ def test_missing_job_file_and_bad_flags_exit_2(tmp_path: Path) -> None:
     job_file = tmp_path / "job.json"
     job_file.write_text(json.dumps({"id": "x", "media": "f.mkv"}))
     assert_one_line_error(bolly("run", job_file, "--only", "asrr", cwd=tmp_path), 2,
-                          "unknown stages: asrr (stages: demux, vad, asr, subtitles, mux)")
+                          "unknown stages: asrr (stages: demux, diarize, vad, asr, align, "
+                          "speakers, subtitles, mux)")
     assert_one_line_error(bolly("run", job_file, "--set", "subtitles.max_cps=fast",
                                 cwd=tmp_path), 2, "stages.subtitles.max_cps: Input should be")
     assert not (tmp_path / "out").exists()
@@ -75,7 +77,9 @@ def test_demo_runs_end_to_end_offline(tmp_path: Path) -> None:
     [job] = json.loads(done.stdout)["jobs"]
     assert job["status"] == "succeeded"
     assert job["stages"] == {"demux": "succeeded", "vad": "succeeded", "asr": "succeeded",
-                             "subtitles": "succeeded", "mux": "succeeded"}
+                             "diarize": "skipped", "align": "succeeded",
+                             "speakers": "succeeded", "subtitles": "succeeded",
+                             "mux": "succeeded"}
     job_dir = Path(job["job_dir"])
     srt = pysubs2.load(str(job_dir / "subtitles" / "demo.en.srt"))
     text = " ".join(e.plaintext for e in srt).replace("\n", " ")
@@ -84,7 +88,8 @@ def test_demo_runs_end_to_end_offline(tmp_path: Path) -> None:
     assert (job_dir / "demo.subtitled.mp4").stat().st_size > 0
     again = bolly("demo", "--out", tmp_path / "demo", "--json", cwd=tmp_path)
     stages = json.loads(again.stdout)["jobs"][0]["stages"]
-    assert set(stages.values()) == {"cached"}  # the clip is rebuilt byte-identical
+    assert set(stages.values()) == {"cached", "skipped"}  # the clip is rebuilt byte-identical
+    assert stages["diarize"] == "skipped"  # no pyannote weights here: optional, said why
 
 
 def test_messages_keep_brackets_and_unwritable_outputs_fail_cleanly(
@@ -106,7 +111,7 @@ def test_demo_on_the_default_executor_starts_an_embedded_ray(tmp_path: Path) -> 
     [job] = json.loads(done.stdout)["jobs"]
     manifest = json.loads((Path(job["job_dir"]) / "manifest.json").read_text())
     runners = {stage: r["runner"] for stage, r in manifest["stages"].items()}
-    assert runners == {"demux": "task", "vad": "task", "asr": "actor", "subtitles": "task",
-                       "mux": "task"}
+    assert runners == {"demux": "task", "vad": "task", "asr": "actor", "align": "actor",
+                       "speakers": "task", "subtitles": "task", "mux": "task", "diarize": None}
     assert manifest["stages"]["asr"]["metrics"]["model_loads"] == 1
-    assert all(r["node_id"] for r in manifest["stages"].values())
+    assert all(r["node_id"] for s, r in manifest["stages"].items() if s != "diarize")

@@ -65,3 +65,29 @@ def test_selection_with_from_and_only() -> None:
 def test_partly_provided_outputs_are_rejected() -> None:
     with pytest.raises(UsageError, match=r"a: the job provides \['x'\] but not \['x2'\]"):
         build_pipeline(specs(fake("a", ["media"], ["x", "x2"])), {"media", "x"})
+
+
+def test_a_provided_artifact_replaces_its_producer_and_skips_what_only_fed_it() -> None:
+    from bolly_ray.registry import default_registry
+
+    built_in = default_registry().specs
+    assert build_pipeline(built_in, {"media"}).order == (
+        "demux", "diarize", "vad", "asr", "align", "speakers", "subtitles", "mux")
+    with_transcript = build_pipeline(built_in, {"media", "transcript"})
+    assert with_transcript.replaced == {"speakers"}
+    assert with_transcript.unneeded == {"demux", "vad", "asr", "diarize", "align"}
+    assert with_transcript.select() == ["subtitles", "mux"]
+    assert with_transcript.select(only=["demux", "mux"]) == ["demux", "mux"]  # asked by name
+    # a diarization brought along replaces only the diarizer: the audio is still needed
+    with_turns = build_pipeline(built_in, {"media", "diarization"})
+    assert with_turns.select() == ["demux", "vad", "asr", "align", "speakers", "subtitles",
+                                   "mux"]
+
+
+def test_diarization_runs_beside_asr_not_after_it() -> None:
+    from bolly_ray.registry import default_registry
+
+    pipeline = build_pipeline(default_registry().specs, {"media"})
+    assert pipeline.upstream("diarize") == ["demux"]
+    assert "diarize" not in pipeline.upstream("asr") + pipeline.upstream("align")
+    assert pipeline.upstream("speakers") == ["align", "diarize"]

@@ -4,6 +4,7 @@ the way the real tool does; everything from parsing onwards is the real code."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import time
@@ -38,20 +39,24 @@ def profile_json(tmp_path: Path, *args: str, env: dict[str, str] | None = None) 
 def test_this_cpu_only_machine_gets_a_cpu_recommendation(tmp_path: Path) -> None:
     profile = profile_json(tmp_path)
     assert profile["gpus"] == [] and profile["cpus"] >= 1 and profile["ram_mb"] > 0
-    assert profile["recommendation"] == {"device": "cpu", "model": "base",
-                                         "compute_type": "int8", "batch_size": 1}
+    assert profile["recommendation"] == {"device": "cpu", "backend": "faster-whisper",
+                                         "model": "base", "compute_type": "int8",
+                                         "batch_size": 1, "max_speakers": 8}
 
 
-@pytest.mark.parametrize("line, model, batch", [(H200, "large-v3", 16), (SMALL, "medium", 4)])
+@pytest.mark.parametrize("line, model, batch, speakers",
+                         [(H200, "large-v3", 16, 20), (SMALL, "medium", 4, 12)])
 def test_gpus_from_the_driver_pick_the_model_that_fits(tmp_path: Path, line: str, model: str,
-                                                       batch: int) -> None:
+                                                       batch: int, speakers: int) -> None:
     profile = profile_json(tmp_path, env=fake_smi(tmp_path, line))
     [gpu] = profile["gpus"]
     name, vram, capability, driver = (p.strip() for p in line.split(","))
     assert gpu == {"name": name, "vram_mb": int(vram), "compute_capability": capability,
                    "driver": driver}
-    assert profile["recommendation"] == {"device": "cuda", "model": model,
-                                         "compute_type": "float16", "batch_size": batch}
+    backend = "whisperx" if importlib.util.find_spec("whisperx") else "faster-whisper"
+    assert profile["recommendation"] == {"device": "cuda", "backend": backend, "model": model,
+                                         "compute_type": "float16", "batch_size": batch,
+                                         "max_speakers": speakers}
 
 
 def test_the_cache_lasts_an_hour_and_refresh_or_corruption_redetects(tmp_path: Path) -> None:
@@ -73,8 +78,11 @@ def test_prepare_takes_its_asr_defaults_from_the_profile(media: dict[str, MediaC
     done = bolly("prepare", media["wav_only"].path, "-o", tmp_path / "gpu.json", "--out-root",
                  tmp_path / "out", cwd=tmp_path, env=fake_smi(tmp_path, H200))
     assert done.returncode == 0, done.stderr
-    asr = json.loads((tmp_path / "gpu.json").read_text())["stages"]["asr"]
-    assert (asr["model"], asr["device"], asr["compute_type"]) == ("large-v3", "cuda", "float16")
+    stages = json.loads((tmp_path / "gpu.json").read_text())["stages"]
+    asr = stages["asr"]
+    assert (asr["model"], asr["device"], asr["compute_type"], asr["batch_size"]) == (
+        "large-v3", "cuda", "float16", 16)
+    assert (stages["diarize"]["device"], stages["diarize"]["max_speakers"]) == ("cuda", 20)
     done = bolly("prepare", media["wav_only"].path, "-o", tmp_path / "set.json", "--out-root",
                  tmp_path / "out", "--set", "asr.model=small", cwd=tmp_path)
     assert json.loads((tmp_path / "set.json").read_text())["stages"]["asr"]["model"] == "small"

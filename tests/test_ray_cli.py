@@ -106,8 +106,8 @@ def wait_for_nodes(address: str, count: int, env: dict[str, str]) -> list[dict]:
     raise AssertionError(f"the cluster at {address} never had {count} nodes")
 
 
-@pytest.fixture
-def ray_start_cluster(tmp_path: Path, ray_tmpdir: Path) -> Iterator[tuple[str, list[dict]]]:
+@pytest.fixture(scope="module")
+def ray_start_cluster(ray_tmpdir: Path) -> Iterator[tuple[str, list[dict]]]:
     env = {**os.environ, **gpu_env(), "RAY_AUTH_MODE": "disabled"}
     port = free_port()
     address = f"{socket.gethostbyname(socket.gethostname())}:{port}"
@@ -139,3 +139,21 @@ def test_run_with_address_joins_a_ray_start_cluster(
     assert {r["gpucopy"]["node_id"] for r in records} == {gpu_node}
     assert sum(r["gpucopy"]["metrics"]["model_loads"] for r in records) == 1
     assert all(r["gpucopy"]["metrics"]["cuda_visible"] == 1 for r in records)
+
+
+def test_hardware_with_address_profiles_each_node_on_the_node(
+        ray_start_cluster: tuple[str, list[dict]], tmp_path: Path) -> None:
+    address, nodes = ray_start_cluster
+    done = bolly("hardware", "--address", address, "--json", cwd=tmp_path, env=gpu_env(),
+                 timeout=120)
+    assert done.returncode == 0, done.stderr
+    reported = {n["node_id"]: n for n in json.loads(done.stdout)["nodes"]}
+    assert set(reported) == {n["id"] for n in nodes}
+    for node in nodes:
+        entry = reported[node["id"]]
+        assert entry["ray_resources"]["GPU" if node["gpus"] else "CPU"] >= 1
+        profile = entry["profile"]  # detected by a task on that node: no real GPU here
+        assert profile["cpus"] >= 1 and profile["gpus"] == []
+        assert profile["recommendation"]["device"] == "cpu"
+    text = bolly("hardware", "--address", address, cwd=tmp_path, env=gpu_env(), timeout=120)
+    assert text.stdout.count("recommended: device=cpu") == len(nodes), text.stdout

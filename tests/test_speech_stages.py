@@ -80,7 +80,7 @@ def test_asr_transcribes_in_the_source_language_with_word_timings(
         speech: tuple[Path, list], tmp_path: Path) -> None:
     wav, spans = speech
     manifest = run_stages(tmp_path, wav, "demux,vad,asr")
-    transcript = output(manifest, "asr", "transcript")
+    transcript = output(manifest, "asr", "raw_transcript")
     assert transcript["language"] == "en"
     heard = words_of(" ".join(s["text"] for s in transcript["segments"]))
     expected = words_of(" ".join(SENTENCES))
@@ -103,7 +103,7 @@ def test_the_vad_regions_are_what_asr_transcribes(speech: tuple[Path, list],
     only_first = tmp_path / "speech.json"
     only_first.write_text(json.dumps({"segments": [{"start": start - 0.2, "end": end + 0.2}]}))
     manifest = run_stages(tmp_path, wav, "demux,asr", artifacts={"speech": str(only_first)})
-    heard = words_of(" ".join(s["text"] for s in output(manifest, "asr", "transcript")
+    heard = words_of(" ".join(s["text"] for s in output(manifest, "asr", "raw_transcript")
                               ["segments"]))
     assert "mumbai" in heard and "window" not in heard and "tomorrow" not in heard
 
@@ -124,15 +124,15 @@ def test_asr_is_reproducible_run_to_run(speech: tuple[Path, list], tmp_path: Pat
     wav, _ = speech
     first = run_stages(tmp_path / "a", wav, "demux,vad,asr")
     second = run_stages(tmp_path / "b", wav, "demux,vad,asr")
-    assert output(first, "asr", "transcript") == output(second, "asr", "transcript")
+    assert output(first, "asr", "raw_transcript") == output(second, "asr", "raw_transcript")
 
 
 @pytest.mark.skipif(bundled_model() is None, reason="needs the demo extra's Whisper model")
 def test_word_error_rate_and_every_word_inside_its_cue(speech: tuple[Path, list],
                                                        tmp_path: Path) -> None:
     wav, _ = speech
-    manifest = run_stages(tmp_path, wav, "demux,vad,asr,subtitles")
-    transcript = output(manifest, "asr", "transcript")
+    manifest = run_stages(tmp_path, wav, "demux,vad,asr,align,speakers,subtitles")
+    transcript = output(manifest, "asr", "raw_transcript")
     hypothesis = " ".join(words_of(" ".join(s["text"] for s in transcript["segments"])))
     reference = " ".join(words_of(" ".join(SENTENCES)))
     assert jiwer.wer(reference, hypothesis) <= 0.10, hypothesis

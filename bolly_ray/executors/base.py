@@ -104,17 +104,7 @@ class Executor(ABC):
                 problems.append(f"job {job.id}: {err}")
         if problems:
             raise UsageError("\n".join(problems))
-        missing: set[str] = set()
-        for session in sessions:  # a stage's model setting can be wrong (no such folder)
-            for name in session.selected:
-                settings = session.job.stage_settings(name)
-                try:
-                    self.registry[name].model_id(settings)
-                except UsageError as err:
-                    problems.append(f"job {session.job.id}: {err}")
-                    continue
-                if not session.is_disabled(name):
-                    missing.update(self.registry[name].missing_models(settings))
+        missing = self._missing_models(sessions, problems)
         if problems:
             raise UsageError("\n".join(problems))
         if missing:
@@ -126,6 +116,29 @@ class Executor(ABC):
         if missing:
             raise UsageError("missing libraries for native stages:\n  " + "\n  ".join(missing))
         return sessions
+
+    def _missing_models(self, sessions: list[JobSession], problems: list[str]) -> set[str]:
+        """Models that required stages lack (all of them, for one message). An optional
+        stage whose model is missing is marked to be skipped, with the reason."""
+        missing: set[str] = set()
+        for session in sessions:
+            for name in session.selected:
+                settings = session.job.stage_settings(name)
+                try:  # a stage's model setting can be wrong (no such folder)
+                    self.registry[name].model_id(settings)
+                except UsageError as err:
+                    problems.append(f"job {session.job.id}: {err}")
+                    continue
+                if session.is_disabled(name):
+                    continue
+                lacking = self.registry[name].missing_models(settings)
+                if lacking and session.is_critical(name):
+                    missing.update(lacking)
+                elif lacking:
+                    session.unavailable[name] = "; ".join(lacking)
+                    log.warning("%s: %s will be skipped: %s", session.job.id, name,
+                                session.unavailable[name])
+        return missing
 
     # -- what a backend provides ----------------------------------------------------------
 
@@ -207,15 +220,16 @@ class Executor(ABC):
                 continue
             job.waiting.remove(stage)
             error = self._begin(job, stage, flights)
-            if error and job.session.pipeline.specs[stage].critical:
+            if error and job.session.is_critical(stage):
                 job.failed = (stage, error)
 
     def _begin(self, job: JobProgress, stage: str, flights: dict[Hashable, Flight]) -> str | None:
         """Skip, fail, reuse or launch one stage; returns an error when it failed at once."""
         session, job_id = job.session, job.session.job.id
-        if session.is_disabled(stage):
-            session.mark_skipped(stage, "disabled in the job settings")
-            self._emit(job_id, stage, StageStatus.SKIPPED, message="disabled")
+        reason = session.skip_reason(stage)
+        if reason:
+            session.mark_skipped(stage, reason)
+            self._emit(job_id, stage, StageStatus.SKIPPED, message=reason)
             return None
         blocked = session.blocked_by(stage)
         if blocked:
@@ -274,7 +288,7 @@ class Executor(ABC):
         flight.session.mark_failed(plan.stage, error)
         self._emit(plan.job_id, plan.stage, StageStatus.FAILED, attempt=flight.attempt,
                    message=error)
-        if plan.spec.critical and job.failed is None:
+        if flight.session.is_critical(plan.stage) and job.failed is None:
             job.failed = (plan.stage, error)
 
     def _close(self, job: JobProgress) -> JobOutcome:

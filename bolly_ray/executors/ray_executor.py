@@ -221,7 +221,7 @@ class RayExecutor(Executor):
             before = session.dir.read_manifest(session.job.id).stages  # a peek, not the lock
             for name in session.selected:
                 stage = self.registry[name]
-                if stage.spec.compute != ComputeKind.GPU or session.is_disabled(name):
+                if stage.spec.compute != ComputeKind.GPU or session.skip_reason(name):
                     continue
                 settings = session.job.stage_settings(name)
                 key = (name, stage.model_id(settings))

@@ -1,0 +1,221 @@
+"""align: word timings by wav2vec2 forced alignment (WhisperX), or the best there is without it.
+
+With the `ml` extra and a wav2vec2 model for the transcript's language in the local cache,
+each segment's text is force-aligned to the audio and every word gets its own start and
+end. Otherwise the stage keeps the recogniser's word timings (faster-whisper has them) and,
+for segments without any (WhisperX's recogniser gives none), spreads the words over the
+segment in proportion to their length. Which of the three happened, and why, is written
+into the transcript (`alignment`) and logged as a warning; `align.required=true` turns a
+missing model into a preflight error instead.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from bolly_ray.audio import SAMPLE_RATE, read_wav
+from bolly_ray.errors import StageError
+from bolly_ray.spec import (
+    ComputeKind,
+    Resources,
+    Stage,
+    StageContext,
+    StageResult,
+    StageSettings,
+    StageSpec,
+)
+from bolly_ray.stages.subtitles import read_transcript
+from bolly_ray.transcript import Alignment, Segment, Transcript, Word
+
+log = logging.getLogger(__name__)
+
+
+class AlignSettings(StageSettings):
+    model: str | None = Field(default=None, description="wav2vec2 model (torchaudio bundle, "
+                              "Hugging Face name or local folder); default: WhisperX's choice "
+                              "for the language")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    required: bool = Field(default=False, description="Fail in preflight when the wav2vec2 "
+                           "model is missing, instead of keeping the recogniser's timings")
+
+
+class AlignerUnavailable(Exception):
+    """No wav2vec2 aligner for this language here; the message says why."""
+
+
+class Aligners:
+    """wav2vec2 models by language, loaded on first use and kept for later jobs."""
+
+    def __init__(self, settings: AlignSettings) -> None:
+        self.settings = settings
+        self.loaded: dict[str, tuple[Any, dict[str, Any], str]] = {}
+
+    def device(self) -> str:
+        if self.settings.device != "auto":
+            return self.settings.device
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+
+    def get(self, language: str) -> tuple[Any, dict[str, Any], str]:
+        if language not in self.loaded:
+            self.loaded[language] = self._load(language)
+        return self.loaded[language]
+
+    def _load(self, language: str) -> tuple[Any, dict[str, Any], str]:
+        if importlib.util.find_spec("whisperx") is None:
+            raise AlignerUnavailable("WhisperX is not installed (pip install 'bolly-ray[ml]')")
+        name = aligner_name(self.settings, language)
+        if name is None:
+            raise AlignerUnavailable(f"no wav2vec2 model is known for language {language!r} "
+                                     "(set align.model)")
+        import whisperx
+
+        try:
+            model, metadata = whisperx.load_align_model(
+                language, self.device(), model_name=name, model_cache_only=True)
+        except Exception as err:  # torchaudio: URLError; transformers: OSError/ValueError
+            raise AlignerUnavailable(f"wav2vec2 model {name!r} for {language!r} is not in the "
+                                     f"local cache ({type(err).__name__}); fetch it with "
+                                     f"`bolly-ray models pull JOB.json` where it can be "
+                                     "downloaded") from None
+        return model, metadata, name
+
+
+def aligner_name(settings: AlignSettings, language: str) -> str | None:
+    if settings.model:
+        path = Path(settings.model).expanduser()
+        return str(path.resolve()) if path.is_dir() else settings.model
+    from whisperx.alignment import DEFAULT_ALIGN_MODELS_HF, DEFAULT_ALIGN_MODELS_TORCH
+
+    return DEFAULT_ALIGN_MODELS_TORCH.get(language) or DEFAULT_ALIGN_MODELS_HF.get(language)
+
+
+class AlignStage(Stage):
+    spec = StageSpec(
+        name="align", inputs=("raw_transcript", "audio"), outputs=("aligned_transcript",),
+        settings_model=AlignSettings, job_fields=("source_language",),
+        compute=ComputeKind.GPU, resources=Resources(cpus=1, gpus=0.5, memory_mb=3072),
+        timeout_s=3 * 3600, version="1")
+
+    def resources(self, settings: AlignSettings,  # type: ignore[override]
+                  gpus_available: float = 0.0) -> Resources:
+        if settings.device == "cpu" or (settings.device == "auto" and gpus_available < 1):
+            return Resources(cpus=1, gpus=0, memory_mb=3072)
+        return self.spec.resources
+
+    def model_id(self, settings: AlignSettings) -> str:  # type: ignore[override]
+        return f"wav2vec2:{settings.model or 'whisperx-default'}:{settings.device}"
+
+    def missing_models(self, settings: AlignSettings) -> list[str]:  # type: ignore[override]
+        if not settings.required:
+            return []
+        if importlib.util.find_spec("whisperx") is None:
+            return ["align: align.required is set but WhisperX is not installed: "
+                    "pip install 'bolly-ray[ml]'"]
+        return []  # the model is per language; a required one that fails to load fails the run
+
+    def pull_models(self, settings: AlignSettings,  # type: ignore[override]
+                    job: Mapping[str, Any]) -> list[str]:
+        language = job.get("source_language")
+        if not language or importlib.util.find_spec("whisperx") is None:
+            return []
+        import whisperx
+
+        name = aligner_name(settings, language)
+        if name is None:
+            return []
+        whisperx.load_align_model(language, "cpu", model_name=name)
+        return [f"align: wav2vec2 {name} for {language!r}"]
+
+    def load_model(self, settings: AlignSettings) -> Aligners:  # type: ignore[override]
+        return Aligners(settings)
+
+    def run(self, ctx: StageContext, model: Any = None) -> StageResult:
+        settings = ctx.settings
+        assert isinstance(settings, AlignSettings)
+        aligners = model if model is not None else Aligners(settings)
+        transcript = read_transcript(ctx.inputs["raw_transcript"])
+        audio = read_wav(ctx.inputs["audio"])
+        try:
+            aligned = force_align(transcript, audio, aligners)
+        except AlignerUnavailable as why:
+            if settings.required:
+                raise StageError(f"align: {why}") from None
+            aligned = keep_recogniser_timings(transcript, str(why))
+            ctx.log.warning("align: %s; using %s word timings instead", why,
+                            "the recogniser's" if aligned.alignment and
+                            aligned.alignment.method == "asr" else "estimated")
+        aligned.write(ctx.out_dir / "transcript.json")
+        words = sum(len(s.words) for s in aligned.segments)
+        return StageResult(outputs={"aligned_transcript": "transcript.json"},
+                           metrics={"audio_s": round(len(audio) / SAMPLE_RATE, 3),
+                                    "words": words})
+
+
+def force_align(transcript: Transcript, audio: Any, aligners: Aligners) -> Transcript:
+    model, metadata, name = aligners.get(transcript.language)
+    if not transcript.segments:
+        return transcript.model_copy(update={"alignment": Alignment(method="wav2vec2",
+                                                                    model=name)})
+    import whisperx
+
+    result = whisperx.align([{"start": s.start, "end": s.end, "text": s.text}
+                             for s in transcript.segments], model, metadata, audio,
+                            aligners.device(), return_char_alignments=False)
+    segments = []
+    for original, aligned in zip(transcript.segments, result["segments"], strict=False):
+        words = timed_words(aligned.get("words", []), original)
+        segments.append(original.model_copy(update={"words": words}))
+    return transcript.model_copy(update={
+        "segments": segments, "alignment": Alignment(method="wav2vec2", model=name)})
+
+
+def timed_words(found: list[dict[str, Any]], segment: Segment) -> list[Word]:
+    """wav2vec2's words; one it could not place (digits, symbols) sits between its neighbours."""
+    words: list[Word] = []
+    for index, item in enumerate(found):
+        text = str(item.get("word", "")).strip()
+        if not text:
+            continue
+        start = item.get("start")
+        if start is None:
+            start = words[-1].end if words else segment.start
+            later = next((w["start"] for w in found[index + 1:] if w.get("start") is not None),
+                         segment.end)
+            end = max(start, later)
+        else:
+            end = max(item.get("end", start), start)
+        score = item.get("score")
+        words.append(Word(text=text, start=round(start, 3), end=round(end, 3),
+                          confidence=None if score is None else min(1.0, max(0.0, score))))
+    return words
+
+
+def keep_recogniser_timings(transcript: Transcript, reason: str) -> Transcript:
+    """The recogniser's word timings, estimated ones for segments that have none."""
+    estimated = any(s.text.strip() and not s.words for s in transcript.segments)
+    segments = [s if s.words else s.model_copy(update={"words": spread_words(s)})
+                for s in transcript.segments]
+    method: Literal["asr", "estimated"] = "estimated" if estimated else "asr"
+    return transcript.model_copy(update={
+        "segments": segments, "alignment": Alignment(method=method, reason=reason)})
+
+
+def spread_words(segment: Segment) -> list[Word]:
+    """Words laid over the segment in proportion to their length (plus one for the gap)."""
+    texts = segment.text.split()
+    total = sum(len(t) + 1 for t in texts) or 1
+    span = segment.end - segment.start
+    words, cursor = [], segment.start
+    for text in texts:
+        end = cursor + span * (len(text) + 1) / total
+        words.append(Word(text=text, start=round(cursor, 3), end=round(end, 3)))
+        cursor = end
+    return words

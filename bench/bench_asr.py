@@ -1,22 +1,25 @@
-"""The asr stage inside bolly-ray against faster-whisper called directly, on the same audio.
+"""The asr stage inside bolly-ray against the same backend called directly, on the same audio.
 
-Speech (espeak-ng, about a minute) is demuxed and VAD'd by bolly-ray; then, in one run:
-  raw:  WhisperModel.transcribe on the same samples, the same VAD regions and options;
+Speech (espeak-ng, about a minute) is demuxed and VAD'd by bolly-ray; then, in one run and
+for each backend installed (faster-whisper; WhisperX with the ml extra):
+  raw:  the library's own transcribe on the same samples, VAD regions and options;
   ours: the asr stage of one job on the embedded Ray (actor call, audio through the object
         store, transcript JSON, publication), its model loaded beforehand, during preflight.
-Reported: speed ratio raw_seconds / ours_seconds (target >= 0.9), model load times apart,
-and the model loads of four jobs run together (target: one per actor).
+Reported per backend: speed ratio raw_seconds / ours_seconds (target >= 0.9), model load
+times apart, and the model loads of four jobs run together (target: one per actor).
 Run: `.venv/bin/python bench/bench_asr.py` (needs the demo extra's tiny.en model).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import ray
 
@@ -26,21 +29,72 @@ from bolly_ray.driver import Selection
 from bolly_ray.executors.ray_executor import RayExecutor
 from bolly_ray.job import validate_job
 from bolly_ray.registry import default_registry
-from bolly_ray.stages.asr import AsrSettings, clip_timestamps, load_whisper
+from bolly_ray.stages.asr import AsrSettings, speech_regions
+from bolly_ray.stages.whisper_backends import decoding_options, given_regions, windows
 from bolly_ray.synth import make_speech_wav
 
 SENTENCES = ["The train to Mumbai leaves at nine in the morning.",
              "Raj and Simran meet again at the station in Punjab.",
              "Her father says that the wedding will not happen.",
              "The music is loud and everybody is dancing in the street."] * 3
+ONLY = Selection(only=("demux", "vad", "asr"))
 
 
-def jobs(root: Path, wav: Path, count: int, model: Path) -> list:
+def jobs(root: Path, wav: Path, count: int, asr: dict[str, Any]) -> list:
     registry = default_registry()
     return [validate_job({"id": f"asr-{n}", "media": str(wav), "source_language": "en",
-                          "out_root": str(root / "out"),
-                          "stages": {"asr": {"model": str(model), "device": "cpu"}}},
+                          "out_root": str(root / "out"), "stages": {"asr": asr}},
                          registry.specs, "bench") for n in range(count)]
+
+
+def raw_faster_whisper(settings: AsrSettings, audio: Any, regions: list) -> tuple[float, float]:
+    from faster_whisper import WhisperModel
+
+    started = time.perf_counter()
+    model = WhisperModel(settings.model, device="cpu", compute_type="int8",
+                         cpu_threads=os.cpu_count() or 1)
+    load_s = time.perf_counter() - started
+    started = time.perf_counter()
+    pieces, _ = model.transcribe(
+        audio, language="en", task="transcribe", temperature=settings.temperatures,
+        word_timestamps=True, vad_filter=False,
+        clip_timestamps=[t for r in regions for t in r], **decoding_options(settings))
+    list(pieces)  # faster-whisper decodes lazily
+    return load_s, time.perf_counter() - started
+
+
+def raw_whisperx(settings: AsrSettings, audio: Any, regions: list) -> tuple[float, float]:
+    import whisperx
+
+    options = dict(decoding_options(settings), temperatures=settings.temperatures)
+    started = time.perf_counter()
+    pipeline = whisperx.load_model(settings.model, "cpu", compute_type="int8",
+                                   asr_options=options, threads=os.cpu_count() or 1)
+    load_s = time.perf_counter() - started
+    pipeline.vad_model = given_regions(windows(regions))
+    started = time.perf_counter()
+    pipeline.transcribe(audio, batch_size=settings.batch_size, language="en")
+    return load_s, time.perf_counter() - started
+
+
+def compare(root: Path, wav: Path, asr: dict[str, Any]) -> dict[str, Any]:
+    registry = default_registry()
+    [single] = RayExecutor(registry).run(jobs(root / "one", wav, 1, asr), ONLY)
+    manifest = json.loads((single.job_dir / "manifest.json").read_text())
+    ours = manifest["stages"]["asr"]["duration_s"]
+    regions = speech_regions(single.job_dir / manifest["stages"]["vad"]["outputs"]["speech"]
+                             ["path"])
+    audio = read_wav(single.job_dir / manifest["stages"]["demux"]["outputs"]["audio"]["path"])
+    settings = AsrSettings(**asr)
+    raw = raw_whisperx if settings.backend == "whisperx" else raw_faster_whisper
+    load_s, raw_s = raw(settings, audio, regions or [])
+    batch = RayExecutor(registry).run(jobs(root / "four", wav, 4, asr), ONLY)
+    loads = [json.loads((o.job_dir / "manifest.json").read_text())["stages"]["asr"]
+             ["metrics"]["model_loads"] for o in batch]
+    return {"backend": settings.backend, "batch_size": settings.batch_size,
+            "audio_s": round(len(audio) / 16000, 1), "raw_transcribe_s": round(raw_s, 2),
+            "stage_s": ours, "speed_ratio_raw_over_stage": round(raw_s / ours, 3),
+            "raw_model_load_s": round(load_s, 2), "four_jobs_model_loads": loads}
 
 
 def main() -> None:
@@ -50,37 +104,19 @@ def main() -> None:
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     ray.init(address="local", include_dashboard=False, logging_level=logging.WARNING,
              log_to_driver=False)
-    registry = default_registry()
-    only = Selection(only=("demux", "vad", "asr"))
+    backends = [{"backend": "faster-whisper", "batch_size": 1}]
+    if importlib.util.find_spec("whisperx") is not None:
+        backends.append({"backend": "whisperx", "batch_size": 8})
+    results = []
     with tempfile.TemporaryDirectory(prefix="bench-asr-") as tmp:
         root = Path(tmp)
         wav = root / "speech.wav"
         make_speech_wav(wav, SENTENCES, gap_s=1.0)
-        [single] = RayExecutor(registry).run(jobs(root / "one", wav, 1, model), only)
-        manifest = json.loads((single.job_dir / "manifest.json").read_text())
-        ours = manifest["stages"]["asr"]["duration_s"]
-        speech = single.job_dir / manifest["stages"]["vad"]["outputs"]["speech"]["path"]
-        settings = AsrSettings(model=str(model), device="cpu")
-        started = time.perf_counter()
-        whisper = load_whisper(settings)
-        load_s = time.perf_counter() - started
-        audio = read_wav(single.job_dir / manifest["stages"]["demux"]["outputs"]["audio"]["path"])
-        started = time.perf_counter()
-        pieces, _ = whisper.transcribe(
-            audio, language="en", task="transcribe", beam_size=settings.beam_size,
-            temperature=settings.temperatures, word_timestamps=True, vad_filter=False,
-            clip_timestamps=clip_timestamps(speech), condition_on_previous_text=False)
-        words = sum(len(p.words or []) for p in pieces)
-        raw = time.perf_counter() - started
-        batch = RayExecutor(registry).run(jobs(root / "four", wav, 4, model), only)
-        loads = [json.loads((o.job_dir / "manifest.json").read_text())["stages"]["asr"]
-                 ["metrics"]["model_loads"] for o in batch]
+        for n, backend in enumerate(backends):
+            results.append(compare(root / str(n), wav, {"model": str(model), "device": "cpu",
+                                                        **backend}))
     ray.shutdown()
-    print(json.dumps({"audio_s": round(len(audio) / 16000, 1), "words": words,
-                      "raw_transcribe_s": round(raw, 2), "stage_s": ours,
-                      "speed_ratio_raw_over_stage": round(raw / ours, 3),
-                      "raw_model_load_s": round(load_s, 2),
-                      "four_jobs_model_loads": loads, "cpus": os.cpu_count()}, indent=2))
+    print(json.dumps({"cpus": os.cpu_count(), "results": results}, indent=2))
 
 
 if __name__ == "__main__":

@@ -77,8 +77,8 @@ def pyannote_regions(audio: Any, settings: VadSettings) -> list[tuple[float, flo
         raise StageError(f"vad: cannot load pyannote segmentation {checkpoint!r} offline "
                          f"({type(err).__name__})") from None
     pipeline = VoiceActivityDetection(segmentation=model)
-    pipeline.instantiate({"min_duration_on": 0.0, "min_duration_off": 0.0})
-    pipeline.segmentation.onset = settings.pyannote_onset  # type: ignore[attr-defined]
+    pipeline.instantiate({"onset": settings.pyannote_onset, "offset": settings.pyannote_onset,
+                          "min_duration_on": 0.0, "min_duration_off": 0.0})
     found = pipeline({"waveform": torch.from_numpy(audio)[None], "sample_rate": SAMPLE_RATE})
     return [(turn.start, turn.end) for turn in found.get_timeline().support()]
 

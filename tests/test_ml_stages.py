@@ -220,3 +220,36 @@ def test_models_pull_for_a_job_offline_lists_what_it_could_not_fetch(tmp_path: P
                           "LocalEntryNotFoundError")
     if importlib.util.find_spec("pyannote.audio") is not None:
         assert "cannot fetch diarize models for job.json: LocalEntryNotFoundError" in done.stderr
+
+
+@needs_whisperx
+def test_pyannote_second_pass_keeps_every_utterance_within_silero_regions(
+        speech: tuple[Path, list], tmp_path: Path) -> None:
+    wav, spans = speech
+    silero = output(run_job(tmp_path / "a", wav, "demux,vad", {}), "vad", "speech")
+    both = output(run_job(tmp_path / "b", wav, "demux,vad", {"vad": {"second_pass": "pyannote"}}),
+                  "vad", "speech")
+    assert both["model"] == ("silero-vad-v6 (onnx, from faster-whisper) + pyannote "
+                             "whisperx-bundled")
+    assert len(both["segments"]) == len(spans)
+    for region, (start, end, _) in zip(both["segments"], spans, strict=True):
+        assert abs(region["start"] - start) <= 0.3 and abs(region["end"] - end) <= 0.3
+        assert any(r["start"] <= region["start"] and region["end"] <= r["end"]
+                   for r in silero["segments"])  # confirmation never adds speech
+
+
+def test_pyannote_second_pass_without_the_ml_extra_says_what_to_install(
+        speech: tuple[Path, list], tmp_path: Path) -> None:
+    if importlib.util.find_spec("pyannote.audio") is not None:
+        checkpoint = tmp_path / "missing.ckpt"
+        settings = {"second_pass": "pyannote", "pyannote_model": str(checkpoint)}
+        expected = f"vad: cannot load pyannote segmentation '{checkpoint}' offline"
+    else:
+        settings = {"second_pass": "pyannote"}
+        expected = "vad.second_pass=pyannote needs the ml extra: pip install 'bolly-ray[ml]'"
+    registry = default_registry()
+    job = validate_job({"id": "v", "media": str(speech[0]), "out_root": str(tmp_path / "out"),
+                        "stages": {"vad": {**settings, "required": True}}},
+                       registry.specs, "test")
+    [outcome] = LocalExecutor(registry).run([job], Selection(only=("demux", "vad")))
+    assert outcome.status == "failed" and outcome.error.startswith(expected), outcome.error

@@ -21,7 +21,7 @@ from tests.conftest import BOLLY_RAY, bolly, read_manifest
 
 pytestmark = pytest.mark.slow
 BASE, FFMPEG_BASE = "bolly-ray/base:bookworm", "bolly-ray/base-ffmpeg:bookworm"
-STAGES = ("demux", "vad", "subtitles", "mux")
+STAGES = ("demux", "vad", "speakers", "subtitles", "mux")
 
 
 @pytest.fixture(scope="module")
@@ -86,8 +86,10 @@ def test_native_and_docker_runs_publish_identical_outputs(stage_images: dict,
     assert outputs(tmp_path / "native") == outputs(tmp_path / "docker")
     [manifest_path] = (tmp_path / "docker").rglob("manifest.json")
     records = json.loads(manifest_path.read_text())["stages"]
-    asr = records.pop("asr")  # a GPU-kind stage: native, in this process here
-    assert (asr["runner"], asr["image"]) == ("local", None)
+    for gpu_kind in ("asr", "align"):  # GPU-kind stages: native, in this process here
+        record = records.pop(gpu_kind)
+        assert (record["runner"], record["image"]) == ("local", None)
+    assert records.pop("diarize")["status"] == "skipped"  # no pyannote weights here
     assert {r["runner"] for r in records.values()} == {"docker"}
     assert {s: r["image"] for s, r in records.items()} == stage_images
     del native

@@ -112,13 +112,15 @@ def run(
     executor: ExecutorOption = None,
     cpu_stages: Annotated[str | None, typer.Option(
         help="native (default) or docker: each CPU stage in its own hardened container")] = None,
+    offline: Annotated[bool, typer.Option(
+        help="Never reach a model hub (HF_HUB_OFFLINE=1 here and on every worker)")] = False,
 ) -> None:
     """Run one or more jobs."""
     from bolly_ray.runner import run_jobs
 
-    outcomes = _guard_quietly(lambda: run_jobs(jobs, _registry(), set_ or [], only, from_, force,
-                                       quiet=as_json, executor=executor, address=address,
-                                       cpu_stages=cpu_stages))
+    outcomes = _guard_quietly(lambda: run_jobs(
+        jobs, _registry(), set_ or [], only, from_, force, quiet=as_json, executor=executor,
+        address=address, cpu_stages=cpu_stages, offline=offline))
     failed = [o for o in outcomes if o.status != "succeeded"]
     if as_json:
         typer.echo(json.dumps({"jobs": [_outcome_json(o) for o in outcomes]}))

@@ -44,6 +44,9 @@ class ExecutionSettings(BaseModel):
     shared_paths: list[Path] = Field(
         default_factory=list,
         description="Folders every node can read at the same path: media there runs anywhere")
+    offline: bool = Field(
+        default=False, description="Never reach a model hub: HF_HUB_OFFLINE=1 and "
+        "TRANSFORMERS_OFFLINE=1 for the driver and every Ray worker of the run")
 
 
 class JobBase(BaseModel):

@@ -6,6 +6,7 @@ reported together.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -35,24 +36,29 @@ def load_jobs(paths: Sequence[Path], registry: Registry, overrides: Sequence[str
     return jobs
 
 
+OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+
+
 def run_jobs(paths: Sequence[Path], registry: Registry, overrides: Sequence[str],
              only: str | None, start: str | None, force: bool, quiet: bool = False,
              executor: str | None = None, address: str | None = None,
-             cpu_stages: str | None = None) -> list[JobOutcome]:
+             cpu_stages: str | None = None, offline: bool = False) -> list[JobOutcome]:
     jobs = load_jobs(paths, registry, overrides)
     selection = Selection(tuple((only or "").split(",")) if only else (), start, force)
     observers = Observers([] if quiet else [LoggingObserver()])
-    chosen = make_executor(jobs, registry, observers, executor, address, cpu_stages)
+    chosen = make_executor(jobs, registry, observers, executor, address, cpu_stages, offline)
     return chosen.run(jobs, selection)
 
 
 def make_executor(jobs: Sequence[JobBase], registry: Registry, observers: Observers,
                   kind: str | None = None, address: str | None = None,
-                  cpu_stages: str | None = None) -> Executor:
+                  cpu_stages: str | None = None, offline: bool = False) -> Executor:
     """The executor the jobs ask for; command-line choices win over the job files."""
     chosen = _shared(jobs, "executor", kind)
     where = _shared(jobs, "address", address)
     containers = _shared(jobs, "cpu_stages", cpu_stages)
+    worker_env = OFFLINE_ENV if _shared(jobs, "offline", offline or None) else {}
+    os.environ.update(worker_env)  # before any hub library reads it
     if containers not in ("native", "docker"):
         raise UsageError(f"unknown --cpu-stages {containers!r} (native or docker)")
     if chosen == "local":
@@ -61,7 +67,8 @@ def make_executor(jobs: Sequence[JobBase], registry: Registry, observers: Observ
         raise UsageError(f"unknown executor {chosen!r} (ray or local)")
     from bolly_ray.executors.ray_executor import RayExecutor
 
-    return RayExecutor(registry, observers, address=where, cpu_stages=containers)
+    return RayExecutor(registry, observers, address=where, cpu_stages=containers,
+                       worker_env=worker_env)
 
 
 def _shared(jobs: Sequence[JobBase], field: str, override: str | None) -> Any:

@@ -77,15 +77,29 @@ class Aligners:
                                      "(set align.model)")
         import whisperx
 
+        missing = AlignerUnavailable(
+            f"wav2vec2 model {name!r} for {language!r} is not in the local cache; fetch it "
+            "with `bolly-ray models pull JOB.json` where it can be downloaded")
+        if not torchaudio_bundle_cached(name):
+            raise missing  # torchaudio would download it: a run never does
         try:
             model, metadata = whisperx.load_align_model(
                 language, self.device(), model_name=name, model_cache_only=True)
-        except Exception as err:  # torchaudio: URLError; transformers: OSError/ValueError
-            raise AlignerUnavailable(f"wav2vec2 model {name!r} for {language!r} is not in the "
-                                     f"local cache ({type(err).__name__}); fetch it with "
-                                     f"`bolly-ray models pull JOB.json` where it can be "
-                                     "downloaded") from None
+        except Exception:  # transformers raises OSError or ValueError for "not cached"
+            raise missing from None
         return model, metadata, name
+
+
+def torchaudio_bundle_cached(name: str) -> bool:
+    """False only for a torchaudio pipeline whose checkpoint is not in torch's hub cache."""
+    import torch
+    import torchaudio
+
+    bundle = getattr(torchaudio.pipelines, name, None)
+    path = getattr(bundle, "_path", None)
+    if path is None:
+        return True  # not a torchaudio bundle: a Hugging Face name or a folder
+    return (Path(torch.hub.get_dir()) / "checkpoints" / Path(path).name).is_file()
 
 
 def aligner_name(settings: AlignSettings, language: str) -> str | None:

@@ -105,17 +105,33 @@ class WhisperX:
         except ImportError:
             raise UsageError("asr.backend=whisperx needs the ml extra: "
                              "pip install 'bolly-ray[ml]'") from None
+        import torch
+
+        # Ray sets OMP_NUM_THREADS=1 in an actor that reserves no CPU; feature extraction
+        # runs in torch, so give it the cores CTranslate2 gets
+        torch.set_num_threads(threads(settings))
         options = decoding_options(settings)
         options["temperatures"] = settings.temperatures
-        self.pipeline = whisperx.load_model(
+        self.device = device
+        self.pipeline = whisperx.load_model(  # VAD regions usually come from the vad stage
             source, device, compute_type=compute_type(settings, device), asr_options=options,
-            vad_method="pyannote", local_files_only=True, threads=threads(settings))
-        self.bundled_vad = self.pipeline.vad_model  # pyannote weights inside whisperx's wheel
+            vad_model=given_regions([]), local_files_only=True, threads=threads(settings))
+        self._bundled_vad: Any = None
+
+    def bundled_vad(self) -> Any:
+        """WhisperX's pyannote VAD (weights inside its wheel), loaded when first needed."""
+        if self._bundled_vad is None:
+            import torch
+            from whisperx.vads import Pyannote
+
+            self._bundled_vad = Pyannote(torch.device(self.device), token=None,
+                                         vad_onset=0.5, vad_offset=0.363, chunk_size=WINDOW_S)
+        return self._bundled_vad
 
     def transcribe(self, audio: np.ndarray, regions: list[Region] | None, language: str | None,
                    settings: AsrSettings, batch_size: int) -> tuple[list[Segment], str]:
         self.pipeline.vad_model = (given_regions(windows(regions)) if regions is not None
-                                   else self.bundled_vad)
+                                   else self.bundled_vad())
         result = self.pipeline.transcribe(audio, batch_size=batch_size, language=language,
                                           task="transcribe", chunk_size=int(WINDOW_S))
         segments = [Segment(start=round(s["start"], 3), end=round(max(s["end"], s["start"]), 3),

@@ -33,9 +33,8 @@ DIARIZE_MISSING = (
     "model cache: accept its conditions at "
     "https://huggingface.co/pyannote/speaker-diarization-community-1, set HF_TOKEN, then run "
     "`bolly-ray models pull JOB.json`; or set diarize.model to a local folder")
-ALIGN_MISSING = ("wav2vec2 model 'WAV2VEC2_ASR_BASE_960H' for 'en' is not in the local cache "
-                 "(URLError); fetch it with `bolly-ray models pull JOB.json` where it can be "
-                 "downloaded")
+ALIGN_MISSING = ("wav2vec2 model 'WAV2VEC2_ASR_BASE_960H' for 'en' is not in the local cache; "
+                 "fetch it with `bolly-ray models pull JOB.json` where it can be downloaded")
 
 
 @pytest.fixture(scope="module")

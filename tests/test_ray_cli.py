@@ -158,3 +158,16 @@ def test_hardware_with_address_profiles_each_node_on_the_node(
     text = bolly("hardware", "--address", address, cwd=tmp_path, env=gpu_env(), timeout=120)
     assert text.returncode == 0
     assert text.stderr.count("recommended: device=cpu") == len(nodes), text.stderr
+
+
+def test_offline_reaches_every_ray_worker(media: dict[str, MediaCase], tmp_path: Path) -> None:
+    def offline_seen(*flags: str) -> float:
+        root = tmp_path / ("offline" if flags else "online")
+        job_file = gpu_job(media["wav_only"], root)
+        done = bolly("run", job_file, "--only", "demux,gpucopy", "--set", "gpucopy.device=cpu",
+                     *flags, cwd=root, env=gpu_env(HF_HUB_OFFLINE=""))
+        assert done.returncode == 0, done.stderr
+        return read_manifest(job_dir(root))["stages"]["gpucopy"]["metrics"]["hf_hub_offline"]
+
+    assert offline_seen() == 0.0
+    assert offline_seen("--offline") == 1.0

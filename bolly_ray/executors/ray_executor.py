@@ -76,9 +76,11 @@ class _Pool:
 
 class RayExecutor(Executor):
     def __init__(self, registry: Registry, observers: Observers | None = None,
-                 address: str | None = None, cpu_stages: str = "native") -> None:
+                 address: str | None = None, cpu_stages: str = "native",
+                 worker_env: dict[str, str] | None = None) -> None:
         super().__init__(registry, observers, cpu_stages)
         self.address = address or os.environ.get("RAY_ADDRESS") or None
+        self.worker_env = dict(worker_env or {})
         self._embedded = False
         self._cluster: dict[str, float] = {}
         self._pools: dict[PoolKey, _Pool] = {}
@@ -89,7 +91,7 @@ class RayExecutor(Executor):
     # -- backend lifecycle ----------------------------------------------------------------
 
     def _start(self, sessions: list[JobSession]) -> None:
-        self._embedded = connect(self.address)
+        self._embedded = connect(self.address, self.worker_env)
         self._driver_node = ray.get_runtime_context().get_node_id()
         self._jobs = {s.job.id: s for s in sessions}
         self._cluster = ray.cluster_resources()  # read once: each read asks the GCS
@@ -233,11 +235,14 @@ class RayExecutor(Executor):
         return demand
 
 
-def connect(address: str | None) -> bool:
-    """Join `address`, or start an embedded Ray; True when we started it."""
+def connect(address: str | None, worker_env: dict[str, str] | None = None) -> bool:
+    """Join `address`, or start an embedded Ray; True when we started it. `worker_env`
+    reaches every worker of this driver, on every node."""
     if ray.is_initialized():
         return False
-    quiet = {"logging_level": logging.WARNING, "log_to_driver": False}
+    quiet: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
+    if worker_env:
+        quiet["runtime_env"] = {"env_vars": dict(worker_env)}
     if address:
         try:
             ray.init(address=address, **quiet)

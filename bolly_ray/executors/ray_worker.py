@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -40,6 +41,7 @@ class WorkerResult:
 
 def execute(stage: Stage, plan: AttemptPlan, shipped: Shipped, model: Any, runner: str,
             containers: ContainerRunner | None = None) -> WorkerResult:
+    started = time.perf_counter()
     scratch = Path(tempfile.mkdtemp(prefix=f"bolly-ray-{plan.stage}-"))
     try:
         inputs = {name: _materialise(value, scratch / "in" / name)
@@ -52,7 +54,9 @@ def execute(stage: Stage, plan: AttemptPlan, shipped: Shipped, model: Any, runne
             outcome = run_attempt(stage, local_plan, scratch / "out", model, runner)
         packed = {name: pack(outcome.scratch / rel) for name, rel in outcome.outputs.items()}
         context = ray.get_runtime_context()
-        return WorkerResult(packed, outcome.metrics, outcome.runner, context.get_node_id(),
+        # the attempt as the worker saw it: inputs in, stage, outputs packed; no queueing
+        metrics = {**outcome.metrics, "worker_s": round(time.perf_counter() - started, 3)}
+        return WorkerResult(packed, metrics, outcome.runner, context.get_node_id(),
                             ray.util.get_node_ip_address(), outcome.image)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -77,17 +81,21 @@ class StageActor:
     def __init__(self, stage: Stage, settings: StageSettings) -> None:
         self.stage = stage
         self.load_error: Exception | None = None
+        started = time.perf_counter()
         try:
             self.model = stage.load_model(settings)
         except Exception as err:  # reported by run(): a dead actor would look like a lost node
             self.model, self.load_error = None, err
         self.unreported_loads = 1
+        self.load_s = round(time.perf_counter() - started, 3)
 
     def run(self, plan: AttemptPlan, shipped: dict[str, Any]) -> WorkerResult:
         if self.load_error is not None:
             raise self.load_error
         result = execute(self.stage, plan, shipped, self.model, "actor")
         result.metrics["model_loads"] = self.unreported_loads
+        if self.unreported_loads:
+            result.metrics["model_load_s"] = self.load_s
         self.unreported_loads = 0
         return result
 

@@ -49,4 +49,6 @@ class GpuCopyStage(Stage):
         out.write_bytes(ctx.inputs["audio"].read_bytes())
         return StageResult(outputs={"audio_gpu": "gpu.wav"},
                            metrics={"cuda_visible": float(bool(os.environ.get(
-                               "CUDA_VISIBLE_DEVICES")))})
+                               "CUDA_VISIBLE_DEVICES"))),
+                                    "hf_hub_offline": float(os.environ.get(
+                                        "HF_HUB_OFFLINE") == "1")})

@@ -252,3 +252,21 @@ def test_pyannote_second_pass_without_the_ml_extra_says_what_to_install(
                        registry.specs, "test")
     [outcome] = LocalExecutor(registry).run([job], Selection(only=("demux", "vad")))
     assert outcome.status == "failed" and outcome.error.startswith(expected), outcome.error
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_cast_names_reach_the_model_as_prompt_and_as_hotwords(
+        backend: str, models: dict[str, Path], tmp_path: Path) -> None:
+    wav = tmp_path / "names.wav"
+    make_speech_wav(wav, ["Amitabh Bachchan met Kajol at the studio."])
+    cast = ["Amitabh Bachchan", "Kajol"]
+
+    def heard_with(name: str, **context: object) -> str:
+        asr = {"model": str(models["tiny.en"]), "backend": backend, "batch_size": 2, **context}
+        manifest = run_job(tmp_path / name, wav, "demux,vad,asr", {"asr": asr})
+        return " ".join(s["text"] for s in output(manifest, "asr", "raw_transcript")
+                        ["segments"])
+
+    assert not any(name in heard_with("plain") for name in cast)  # tiny.en alone mishears
+    assert all(name in heard_with("prompt", initial_prompt=", ".join(cast)) for name in cast)
+    assert all(name in heard_with("hotwords", hotwords=cast) for name in cast)

@@ -27,7 +27,8 @@ def run_attempt(stage: Stage, plan: AttemptPlan, scratch: Path, model: Any = Non
     ctx = StageContext(stage=plan.stage, settings=plan.settings, inputs=dict(plan.inputs),
                        out_dir=scratch, job=dict(plan.job_facts),
                        deadline=time.monotonic() + timeout,
-                       log=logging.getLogger(f"bolly_ray.stage.{plan.stage}"))
+                       log=logging.getLogger(f"bolly_ray.stage.{plan.stage}"),
+                       secrets=plan.secrets)
     result = _run_with_timeout(stage, ctx, model, timeout)
     return AttemptOutcome(scratch=scratch, outputs=dict(result.outputs),
                           metrics=dict(result.metrics), runner=runner)

@@ -10,9 +10,12 @@ killed or out of memory is transient (retried), a stage error is permanent.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +37,7 @@ from bolly_ray.errors import (
 )
 
 LABEL = "bolly-ray"
+SECRETS_FILE = "/run/bolly-ray/secrets.json"
 NOBODY = "65534:65534"
 KILLED = 137
 
@@ -89,18 +93,42 @@ def run_in_container(plan: AttemptPlan, image: str, scratch: Path, *, keep: bool
         inside = f"/in/{name}/{path.name}"
         mounts.append(Mount(inside, str(path.resolve()), type="bind", read_only=True))
         inputs[name] = inside
-    (io_dir / "request.json").write_text(json.dumps({
-        "job_id": plan.job_id, "stage": plan.stage, "inputs": inputs,
-        "settings": plan.settings.model_dump(mode="json"), "job_facts": dict(plan.job_facts)}))
-    container = client.containers.run(image, ["/io/request.json"], detach=True,
-                                      mounts=mounts, labels=labels_for(plan, scratch),
-                                      **hardening(plan))
+    request = {"job_id": plan.job_id, "stage": plan.stage, "inputs": inputs,
+               "settings": plan.settings.model_dump(mode="json"),
+               "job_facts": dict(plan.job_facts)}
+    with secrets_mount(plan) as secret_mounts:
+        if secret_mounts:
+            mounts += secret_mounts
+            request["secrets_file"] = SECRETS_FILE
+        (io_dir / "request.json").write_text(json.dumps(request))
+        container = client.containers.run(image, ["/io/request.json"], detach=True,
+                                          mounts=mounts, labels=labels_for(plan, scratch),
+                                          **hardening(plan))
+        try:
+            code = _wait(container, plan)
+            return _outcome(container, plan, code, image, out_dir, scratch)
+        finally:
+            if not keep:
+                container.remove(force=True)
+
+
+@contextlib.contextmanager
+def secrets_mount(plan: AttemptPlan) -> Iterator[list[Mount]]:
+    """The stage's secrets as a read-only file, outside the job folder, for the attempt's
+    length: never in the container's environment, arguments or labels."""
+    values = plan.secrets.reveal()
+    if not values:
+        yield []
+        return
+    folder = Path(tempfile.mkdtemp(prefix="bolly-ray-secrets-"))
     try:
-        code = _wait(container, plan)
-        return _outcome(container, plan, code, image, out_dir, scratch)
+        folder.chmod(0o711)  # the container's user may enter, not list
+        path = folder / Path(SECRETS_FILE).name
+        path.write_text(json.dumps(values))
+        path.chmod(0o444)
+        yield [Mount(SECRETS_FILE, str(path), type="bind", read_only=True)]
     finally:
-        if not keep:
-            container.remove(force=True)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def hardening(plan: AttemptPlan) -> dict[str, Any]:

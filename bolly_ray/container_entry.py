@@ -17,6 +17,7 @@ from bolly_ray.attempt import run_attempt
 from bolly_ray.driver import AttemptPlan
 from bolly_ray.errors import BollyRayError
 from bolly_ray.registry import default_registry
+from bolly_ray.secrets import Secrets
 
 OUT = Path("/out")
 
@@ -26,10 +27,13 @@ def main(request_path: str) -> int:
     try:
         stage = default_registry()[request["stage"]]
         settings = stage.spec.settings_model.model_validate(request["settings"])
+        secrets_file = request.get("secrets_file")
+        secrets = (Secrets(**json.loads(Path(secrets_file).read_text())) if secrets_file
+                   else Secrets())
         plan = AttemptPlan(job_id=request["job_id"], stage=stage.spec.name, spec=stage.spec,
                            settings=settings,
                            inputs={k: Path(v) for k, v in request["inputs"].items()},
-                           job_facts=request["job_facts"], key="")
+                           job_facts=request["job_facts"], key="", secrets=secrets)
         files = OUT / "files"
         files.mkdir()
         started = time.monotonic()

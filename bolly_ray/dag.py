@@ -92,11 +92,15 @@ def build_pipeline(specs: Iterable[StageSpec], provided: Iterable[str] = ()) -> 
 
 
 def _replacements(specs: list[StageSpec], provided: frozenset[str]) -> tuple[list[str], set[str]]:
+    """Stages the job replaces: it provides every output of theirs that some stage reads
+    (a side report nobody reads, like the filter's list of removals, need not be given)."""
+    read = {a for s in specs for a in s.all_inputs}
     problems, replaced = [], set()
     for spec in specs:
         given = provided & set(spec.outputs)
-        if given and given != set(spec.outputs):
-            missing = sorted(set(spec.outputs) - given)
+        needed = (set(spec.outputs) & read) or set(spec.outputs)
+        if given and not needed <= given:
+            missing = sorted(needed - given)
             problems.append(f"{spec.name}: the job provides {sorted(given)} but not {missing}; "
                             "provide all of a stage's outputs or none")
         elif given:

@@ -22,6 +22,7 @@ from bolly_ray.job import JobBase, job_json_for_disk
 from bolly_ray.lock import JobLock
 from bolly_ray.manifest import JobStatus, Manifest, StageRecord, StageStatus, now_iso
 from bolly_ray.registry import Registry
+from bolly_ray.secrets import Secrets
 from bolly_ray.spec import SOURCE_ARTIFACT, OptionalStageSettings, StageSpec
 from bolly_ray.store import JobDir, write_atomic
 
@@ -46,6 +47,8 @@ class AttemptPlan:
     inputs: Mapping[str, Path]
     job_facts: Mapping[str, Any]
     key: str
+    secrets: Secrets = field(default_factory=Secrets)
+    """What the stage declared, read from the driver's environment; never written down."""
 
 
 @dataclass
@@ -63,6 +66,7 @@ class AttemptOutcome:
 def job_facts(job: JobBase) -> dict[str, Any]:
     """Job-level values a stage may declare in `StageSpec.job_fields`."""
     return {"id": job.id, "name": job.output_name, "title": job.title, "year": job.year,
+            "media_name": job.media.name,
             "source_language": job.source_language,
             "target_languages": list(job.target_languages)}
 
@@ -149,6 +153,11 @@ class JobSession:
         settings = self.job.stage_settings(stage)
         return isinstance(settings, OptionalStageSettings) and not settings.enabled
 
+    def job_facts(self, stage: str) -> dict[str, Any]:
+        """The job fields this stage declares, as its attempts will see them."""
+        facts = job_facts(self.job)
+        return {k: facts[k] for k in self.pipeline.specs[stage].job_fields}
+
     def is_critical(self, stage: str) -> bool:
         """Whether the job fails without this stage: by its spec, or `required` in the job."""
         settings = self.job.stage_settings(stage)
@@ -170,14 +179,14 @@ class JobSession:
         spec = self.pipeline.specs[stage]
         inputs = {a: p for a in spec.all_inputs if (p := self._input_path(a)) is not None}
         settings = self.job.stage_settings(stage)
-        facts = job_facts(self.job)
+        facts = self.job_facts(stage)
         key = cache_key(
             stage=stage, version=spec.version, settings=settings.model_dump(mode="json"),
-            job_facts={k: facts[k] for k in spec.job_fields},
+            job_facts=facts,
             model_id=self.registry[stage].model_id(settings), runtime=runtime,
             inputs={a: self._input_hash(a) for a in inputs})
-        return AttemptPlan(self.job.id, stage, spec, settings, inputs,
-                           {k: facts[k] for k in spec.job_fields}, key)
+        return AttemptPlan(self.job.id, stage, spec, settings, inputs, facts, key,
+                           Secrets.from_env().only(spec.secrets))
 
     def is_cached(self, plan: AttemptPlan) -> bool:
         if plan.stage in self._forced:

@@ -9,7 +9,7 @@ gated Hugging Face models) receive a `Secrets` object; its values are `SecretStr
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
@@ -28,6 +28,15 @@ class Secrets(BaseModel):
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Secrets:
         env = os.environ if environ is None else environ
         return cls(**{field: env[var] for field, var in ENVIRONMENT.items() if env.get(var)})
+
+    def only(self, names: Iterable[str]) -> Secrets:
+        """These secrets and no others (what one stage declared)."""
+        return Secrets(**{n: getattr(self, n) for n in names})
+
+    def reveal(self) -> dict[str, str]:
+        """The values in clear, for handing to a container through a private file."""
+        return {name: value.get_secret_value() for name in type(self).model_fields
+                if (value := getattr(self, name)) is not None}
 
 
 def hf_token() -> str | None:

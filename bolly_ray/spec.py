@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from bolly_ray.errors import StageTimeoutError
+from bolly_ray.secrets import Secrets
 
 SOURCE_ARTIFACT = "media"
 """The artifact every job provides: the source media file."""
@@ -91,6 +92,8 @@ class StageSpec:
     """System tools its container image needs (e.g. "ffmpeg")."""
     needs_network: bool = False
     """Its container gets a network (TMDB); every other stage container has none."""
+    secrets: tuple[str, ...] = ()
+    """Secrets (fields of `bolly_ray.secrets.Secrets`) its attempts receive in `ctx.secrets`."""
     node_labels: Mapping[str, str] = field(default_factory=dict)
     """Ray node labels an attempt must run on (e.g. {"bolly-ray/media": "true"})."""
     critical: bool = True
@@ -114,6 +117,8 @@ class StageContext:
     job: Mapping[str, Any]
     deadline: float
     log: logging.Logger
+    secrets: Secrets = field(default_factory=Secrets)
+    """Only the secrets the stage declares; values are SecretStr (masked when printed)."""
 
     def remaining_s(self) -> float:
         """Seconds left before the attempt's timeout; raises once it has passed."""
@@ -144,6 +149,11 @@ class Stage:
         """What one attempt needs with these settings, where `gpus_available` GPUs exist
         (a GPU stage set to CPU, or set to auto where there is no GPU, needs none)."""
         return self.spec.resources
+
+    def not_needed(self, settings: StageSettings, job: Mapping[str, Any]) -> str | None:
+        """Why this job has nothing for the stage to do (it is then skipped), or None.
+        `job` holds the job fields the stage declares."""
+        return None
 
     def missing_models(self, settings: StageSettings) -> list[str]:
         """Models these settings need that this machine lacks, one line each with the

@@ -34,8 +34,11 @@ from bolly_ray.spec import (
     StageSettings,
     StageSpec,
 )
+from bolly_ray.stages.glossary import Glossary
 from bolly_ray.stages.whisper_backends import FasterWhisper, Region, WhisperX, load_backend
 from bolly_ray.transcript import Transcript
+
+MAX_HOTWORDS = 60  # Whisper's prompt holds 224 tokens; names are several tokens each
 
 
 class AsrSettings(StageSettings):
@@ -61,6 +64,9 @@ class AsrSettings(StageSettings):
                              "would otherwise give a CPU actor one thread)")
     seed: int = Field(default=0, description="Seed of the temperature-fallback sampling, so "
                       "that a rerun transcribes the same way")
+    glossary_hotwords: Literal["names", "all", "none"] = Field(
+        default="names", description="Glossary entries added to the hotwords: the cast, "
+        "character and film names, every term, or none")
     batch_size: int = Field(default=1, ge=1, le=256, description="Windows decoded together "
                             "(1: faster-whisper decodes in order with word timings; prepare "
                             "sets 4-16 on GPUs); halved on GPU out-of-memory")
@@ -90,6 +96,17 @@ def load_whisper(settings: AsrSettings) -> FasterWhisper | WhisperX:
     return load_backend(settings, model_source(settings.model), resolve_device(settings.device))
 
 
+def with_glossary(settings: AsrSettings, glossary: Path | None) -> AsrSettings:
+    """The settings with the glossary's names (or terms) appended to the hotwords."""
+    if glossary is None or settings.glossary_hotwords == "none":
+        return settings
+    found = Glossary.read(glossary)
+    if settings.glossary_hotwords == "names":
+        found = Glossary(terms=found.names())
+    words = list(dict.fromkeys([*settings.hotwords, *found.hotwords(MAX_HOTWORDS)]))
+    return settings.model_copy(update={"hotwords": words[:MAX_HOTWORDS]})
+
+
 def speech_regions(speech: Path | None) -> list[Region] | None:
     """The VAD stage's regions, or None when there is no VAD output (transcribe it all)."""
     if speech is None:
@@ -99,7 +116,8 @@ def speech_regions(speech: Path | None) -> list[Region] | None:
 
 class AsrStage(Stage):
     spec = StageSpec(
-        name="asr", inputs=("audio",), optional_inputs=("speech",), outputs=("raw_transcript",),
+        name="asr", inputs=("audio",), optional_inputs=("speech", "glossary"),
+        outputs=("raw_transcript",),
         settings_model=AsrSettings, job_fields=("source_language",),
         compute=ComputeKind.GPU, resources=Resources(cpus=1, gpus=1, memory_mb=4096),
         image_requirements=("faster-whisper>=1.1",), timeout_s=6 * 3600, version="2")
@@ -154,6 +172,7 @@ class AsrStage(Stage):
         audio = read_wav(ctx.inputs["audio"])
         language = settings.language or ctx.job.get("source_language")
         regions = speech_regions(ctx.inputs.get("speech"))
+        settings = with_glossary(settings, ctx.inputs.get("glossary"))
         import ctranslate2
 
         ctranslate2.set_random_seed(settings.seed)  # fallback decoding samples at random

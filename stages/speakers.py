@@ -34,7 +34,7 @@ class SpeakerSettings(StageSettings):
 class SpeakersStage(Stage):
     spec = StageSpec(
         name="speakers", inputs=("aligned_transcript",), optional_inputs=("diarization",),
-        outputs=("transcript",), settings_model=SpeakerSettings,
+        outputs=("speaker_transcript",), settings_model=SpeakerSettings,
         resources=Resources(cpus=1, memory_mb=512), version="1")
 
     def run(self, ctx: StageContext, model: Any = None) -> StageResult:
@@ -45,7 +45,7 @@ class SpeakersStage(Stage):
         if diarization is not None:
             transcript = assign_speakers(transcript, read_turns(diarization), settings.max_gap_s)
         transcript.write(ctx.out_dir / "transcript.json")
-        return StageResult(outputs={"transcript": "transcript.json"},
+        return StageResult(outputs={"speaker_transcript": "transcript.json"},
                            metrics={"speakers": len(transcript.speakers or [])})
 
 

@@ -1,10 +1,11 @@
-"""subtitles: the final transcript as SRT, WebVTT and ASS files, laid out to house standards.
+"""subtitles: the final transcript, and each translation, as SRT, WebVTT and ASS files.
 
 The stage reads the transcript artifact, lets `subtitle_layout.build_cues` cut it into cues
 (line length, line count, reading speed, duration and gap limits, ♪ around lyrics, optional
 speaker labels) and writes one file per requested format into `subtitles/` as
-`<name>.<lang>.<ext>`, all through one pysubs2 document: ASS gets a 1920x1080 script with a
-Default and a Lyrics style, SRT and VTT get lyric italics as `<i>` tags. Cue times sit on a
+`<name>.<lang>.<ext>` (the source language and every translation), each through one
+pysubs2 document: ASS gets a 1920x1080 script with a Default and a Lyrics style, SRT and
+VTT get lyric italics as `<i>` tags. Cue times sit on a
 centisecond grid, so all three formats carry identical timings, and output is byte-identical
 for the same input and settings.
 """
@@ -86,6 +87,7 @@ class SubtitlesStage(Stage):
     spec = StageSpec(
         name="subtitles",
         inputs=("transcript",),
+        optional_inputs=("translations",),
         outputs=("subtitles",),
         settings_model=SubtitleSettings,
         job_fields=("name", "source_language"),
@@ -98,17 +100,40 @@ class SubtitlesStage(Stage):
         settings = ctx.settings
         assert isinstance(settings, SubtitleSettings)
         transcript = read_transcript(ctx.inputs["transcript"])
-        cues = build_cues(transcript, settings.layout_rules())
-        name = ctx.job["name"]
         language = transcript_language(transcript, ctx.job.get("source_language"))
-        document = subtitle_document(cues, settings, title=name)
+        versions = [(language, transcript), *translated(ctx.inputs.get("translations"))]
         out = ctx.out_dir / OUTPUT_DIR
         out.mkdir(parents=True, exist_ok=True)
-        for fmt in settings.formats:
-            text = document.to_string(fmt)
-            (out / f"{name}.{language}.{fmt}").write_text(text, encoding="utf-8", newline="\n")
-        ctx.log.info("subtitles: %d cues in %s", len(cues), ", ".join(settings.formats))
-        return StageResult(outputs={"subtitles": OUTPUT_DIR}, metrics={"cues": len(cues)})
+        cues = 0
+        for lang, version in versions:
+            cues += write_subtitles(version, lang, ctx.job["name"], settings, out)
+        ctx.log.info("subtitles: %d language(s), %d cues in %s", len(versions), cues,
+                     ", ".join(settings.formats))
+        return StageResult(outputs={"subtitles": OUTPUT_DIR},
+                           metrics={"cues": cues, "languages": len(versions)})
+
+
+def translated(folder: Path | None) -> list[tuple[str, Transcript]]:
+    """(language, transcript) for each translation the translate stage wrote."""
+    if folder is None:
+        return []
+    found = []
+    for path in sorted(folder.glob("*.json")):
+        if path.name != "report.json":
+            version = read_transcript(path)
+            found.append((transcript_language(version, path.stem), version))
+    return found
+
+
+def write_subtitles(transcript: Transcript, language: str, name: str,
+                    settings: SubtitleSettings, out: Path) -> int:
+    """`<name>.<language>.<ext>` for every format; returns the number of cues."""
+    cues = build_cues(transcript, settings.layout_rules())
+    document = subtitle_document(cues, settings, title=name)
+    for fmt in settings.formats:
+        (out / f"{name}.{language}.{fmt}").write_text(document.to_string(fmt), encoding="utf-8",
+                                                      newline="\n")
+    return len(cues)
 
 
 def read_transcript(path: Path) -> Transcript:

@@ -20,6 +20,7 @@ from bolly_ray.executors import LocalExecutor
 from bolly_ray.job import validate_job
 from bolly_ray.registry import default_registry
 from bolly_ray.synth import make_speech_wav
+from bolly_ray.transcript import Segment, Transcript
 from tests.conftest import assert_one_line_error, bolly, read_manifest
 from tests.models import assemble_base_model
 
@@ -270,3 +271,87 @@ def test_cast_names_reach_the_model_as_prompt_and_as_hotwords(
     assert not any(name in heard_with("plain") for name in cast)  # tiny.en alone mishears
     assert all(name in heard_with("prompt", initial_prompt=", ".join(cast)) for name in cast)
     assert all(name in heard_with("hotwords", hotwords=cast) for name in cast)
+
+
+# -- translation and multi-language output -----------------------------------------------
+
+needs_transformers = pytest.mark.skipif(importlib.util.find_spec("transformers") is None,
+                                        reason="needs the ml extra")
+
+
+@pytest.fixture(scope="module")
+def tiny_translator(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.translator import build_tiny_translator
+
+    return build_tiny_translator(tmp_path_factory.mktemp("translator"))
+
+
+def hinglish_job(root: Path, media: Path, model: Path, backend: str = "nllb") -> dict:
+    transcript = root / "transcript.json"
+    Transcript(language="hi-Latn", segments=[
+        Segment(start=0.2, end=1.4, text="Raj, tum kahan ho?", speaker="SPEAKER_1"),
+        Segment(start=1.6, end=2.6, text="Simran ka phone aaya.", is_lyric=True),
+        Segment(start=2.8, end=3.9, text="Main ghar ja raha hoon yaar.")]).write(transcript)
+    glossary = root / "names.tsv"
+    glossary.write_text("term\tpreferred\talternatives\tnotes\nRaj\tRaj\t\thero\n"
+                        "Simran\tSimran\t\theroine\n")
+    return {"id": "multi", "media": str(media), "source_language": "hi-Latn",
+            "target_languages": ["en", "hi"], "out_root": str(root / "out"),
+            "artifacts": {"transcript": str(transcript), "film_glossary": str(glossary)},
+            "stages": {"translate": {"model": str(model), "backend": backend,
+                                     "language_codes": {"hi-Latn": "hin_Latn"},
+                                     "num_beams": 1, "required": True},
+                       "glossary": {"starter": False}}}
+
+
+@needs_transformers
+@pytest.mark.parametrize("backend", ["nllb", "indictrans2"])
+def test_translations_keep_timings_and_names_and_every_language_becomes_a_track(
+        backend: str, tiny_translator: Path, media: dict, tmp_path: Path) -> None:
+    import subprocess
+
+    job = hinglish_job(tmp_path, media["mp4_aac"].path, tiny_translator, backend)
+    registry = default_registry()
+    [outcome] = LocalExecutor(registry).run([validate_job(job, registry.specs, "t")],
+                                            Selection())
+    assert outcome.status == "succeeded", outcome.error
+    manifest = read_manifest(outcome.job_dir) | {"dir": outcome.job_dir}
+    assert manifest["stages"]["translate"]["status"] == "succeeded"
+    folder = outcome.job_dir / manifest["stages"]["translate"]["outputs"]["translations"]["path"]
+    source = json.loads((tmp_path / "transcript.json").read_text())["segments"]
+    for language in ("en", "hi"):
+        version = json.loads((folder / f"{language}.json").read_text())
+        assert version["language"] == language
+        assert [(s["start"], s["end"], s["speaker"], s["is_lyric"]) for s in version[
+            "segments"]] == [(s["start"], s["end"], s["speaker"], s["is_lyric"]) for s in source]
+        texts = [s["text"] for s in version["segments"]]
+        assert texts[0].startswith("Raj") and texts[1].startswith("Simran"), texts
+    report = json.loads((folder / "report.json").read_text())
+    assert report["languages"]["en"]["placeholders_lost"] == 0
+    subtitles = sorted(p.name for p in (outcome.job_dir / "subtitles").glob("*.srt"))
+    assert subtitles == ["multi.en.srt", "multi.hi-Latn.srt", "multi.hi.srt"]
+    [video] = outcome.job_dir.glob("multi.subtitled.*")
+    probe = json.loads(subprocess.run(
+        ["ffprobe", "-v", "error", "-show_streams", "-of", "json", str(video)],
+        capture_output=True, text=True, check=True).stdout)
+    tracks = [(s["tags"].get("language"), s["disposition"]["default"])
+              for s in probe["streams"] if s["codec_type"] == "subtitle"]
+    assert sorted(tracks) == [("eng", 1), ("hin", 0), ("hin", 0)]
+
+
+def test_translate_is_skipped_when_no_target_differs_from_the_source(
+        media: dict, tmp_path: Path) -> None:
+    transcript = tmp_path / "transcript.json"
+    Transcript(language="en", segments=[Segment(start=0.0, end=1.0, text="Hello.")]).write(
+        transcript)
+    registry = default_registry()
+    job = validate_job({"id": "same", "media": str(media["mp4_aac"].path),
+                        "source_language": "en", "target_languages": ["en"],
+                        "out_root": str(tmp_path / "out"),
+                        "artifacts": {"transcript": str(transcript)}}, registry.specs, "t")
+    [outcome] = LocalExecutor(registry).run([job], Selection())
+    assert outcome.status == "succeeded", outcome.error
+    record = read_manifest(outcome.job_dir)["stages"]["translate"]
+    assert record["status"] == "skipped"
+    assert record["error"] == ("nothing to translate: no target language differs from the "
+                               "source (en)")

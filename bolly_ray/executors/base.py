@@ -118,8 +118,9 @@ class Executor(ABC):
         return sessions
 
     def _missing_models(self, sessions: list[JobSession], problems: list[str]) -> set[str]:
-        """Models that required stages lack (all of them, for one message). An optional
-        stage whose model is missing is marked to be skipped, with the reason."""
+        """Models that required stages lack (all of them, for one message). A stage the job
+        does not need, or an optional one whose model is missing, is marked to be skipped,
+        with the reason."""
         missing: set[str] = set()
         for session in sessions:
             for name in session.selected:
@@ -130,6 +131,10 @@ class Executor(ABC):
                     problems.append(f"job {session.job.id}: {err}")
                     continue
                 if session.is_disabled(name):
+                    continue
+                idle = self.registry[name].not_needed(settings, session.job_facts(name))
+                if idle:
+                    session.unavailable[name] = idle
                     continue
                 lacking = self.registry[name].missing_models(settings)
                 if lacking and session.is_critical(name):

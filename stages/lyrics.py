@@ -1,0 +1,157 @@
+"""lyrics: where the film sings, from the sound and from the words, and the sung lines marked.
+
+No packaged model tells music from speech offline, so the audio side uses two robust
+features per second: spectral stability (how alike the spectrum stays over 100 ms: held
+notes and chords stay alike, syllables do not) and spectral flatness (tones against noise),
+on frames loud enough to matter. A stretch of at least `min_song_s` where most seconds (over
+a 5 s window) are music is a song; so is a stretch with some music where lines repeat (a
+chorus). Dialogue over background music stays dialogue: its seconds are mostly speech.
+Segments mostly inside a song get `is_lyric` (rendered in italics with ♪ by the subtitles
+stage), or are dropped with `songs: drop`. The spans and the evidence for each are written
+to `songs.json`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field
+
+from bolly_ray.audio import SAMPLE_RATE, read_wav
+from bolly_ray.spec import Resources, Stage, StageContext, StageResult, StageSettings, StageSpec
+from bolly_ray.stages.filter import normalise
+from bolly_ray.stages.subtitles import read_transcript
+from bolly_ray.transcript import Segment
+
+FRAME_S, HOP_S, LAG_FRAMES = 0.05, 0.025, 4
+BLOCK_S = 60  # audio is analysed a minute at a time: a 3-hour film stays small in memory
+DENSITY_S = 5  # seconds over which the share of music is judged
+
+
+class LyricsSettings(StageSettings):
+    songs: Literal["keep", "drop"] = Field(default="keep", description="Keep sung lines "
+                                           "(marked as lyrics) or drop them from the subtitles")
+    min_song_s: float = Field(default=8.0, ge=1, le=120, description="Shortest song")
+    music_share: float = Field(default=0.6, gt=0, le=1, description="Share of a stretch's "
+                               "seconds that must sound like music")
+    chorus_music_share: float = Field(default=0.3, gt=0, le=1, description="Share enough "
+                                      "when lines repeat in the stretch")
+    stability: float = Field(default=0.9, gt=0, lt=1, description="Spectral stability of a "
+                             "musical second")
+    max_flatness: float = Field(default=0.05, gt=0, lt=1)
+
+
+class LyricsStage(Stage):
+    spec = StageSpec(
+        name="lyrics", inputs=("named_transcript", "audio"), outputs=("transcript", "songs"),
+        settings_model=LyricsSettings, resources=Resources(cpus=1, memory_mb=1024),
+        version="1")
+
+    def run(self, ctx: StageContext, model: Any = None) -> StageResult:
+        settings = ctx.settings
+        assert isinstance(settings, LyricsSettings)
+        transcript = read_transcript(ctx.inputs["named_transcript"])
+        music = music_seconds(read_wav(ctx.inputs["audio"]), settings)
+        songs = song_spans(music, transcript.segments, settings)
+        segments = []
+        for segment in transcript.segments:
+            sung = any(inside(segment, s["start"], s["end"]) for s in songs)
+            if sung and settings.songs == "drop":
+                continue
+            segments.append(segment.model_copy(update={"is_lyric": segment.is_lyric or sung}))
+        transcript.model_copy(update={"segments": segments}).write(
+            ctx.out_dir / "transcript.json")
+        (ctx.out_dir / "songs.json").write_text(json.dumps({"songs": songs}, indent=2) + "\n")
+        lyric_lines = sum(s.is_lyric for s in segments)
+        return StageResult(outputs={"transcript": "transcript.json", "songs": "songs.json"},
+                           metrics={"songs": len(songs), "lyric_lines": lyric_lines,
+                                    "music_s": float(music.sum())})
+
+
+def music_seconds(audio: np.ndarray, settings: LyricsSettings) -> np.ndarray:
+    """One boolean per second of audio: does it sound like music?"""
+    seconds = int(np.ceil(len(audio) / SAMPLE_RATE))
+    verdict = np.zeros(seconds, dtype=bool)
+    loudest = float(np.max(np.abs(audio))) if len(audio) else 0.0
+    floor = (loudest * 0.02) ** 2  # frames 34 dB under the loudest peak are quiet
+    for block in range(0, seconds, BLOCK_S):
+        first = block * SAMPLE_RATE
+        piece = audio[first:first + (BLOCK_S + 1) * SAMPLE_RATE]
+        stable, flat, loud = frame_features(piece, floor)
+        per_second = int(1 / HOP_S)
+        for second in range(min(BLOCK_S, seconds - block)):
+            window = slice(second * per_second, (second + 1) * per_second)
+            heard = loud[window]
+            if heard.sum() < per_second // 2:
+                continue  # mostly quiet: neither music nor speech
+            verdict[block + second] = (np.median(stable[window][heard]) >= settings.stability
+                                       and np.median(flat[window][heard]) <= settings.max_flatness)
+    return verdict
+
+
+def frame_features(audio: np.ndarray, floor: float) -> tuple[np.ndarray, ...]:
+    size, hop = int(FRAME_S * SAMPLE_RATE), int(HOP_S * SAMPLE_RATE)
+    if len(audio) < size + hop * LAG_FRAMES:
+        empty = np.zeros(0)
+        return empty, empty, empty.astype(bool)
+    frames = np.lib.stride_tricks.sliding_window_view(audio, size)[::hop] * np.hanning(size)
+    spectrum = np.abs(np.fft.rfft(frames, axis=1)).astype(np.float32) + 1e-9
+    flatness = np.exp(np.log(spectrum).mean(axis=1)) / spectrum.mean(axis=1)
+    unit = spectrum / np.linalg.norm(spectrum, axis=1, keepdims=True)
+    stability = np.zeros(len(unit), dtype=np.float32)
+    stability[LAG_FRAMES:] = np.sum(unit[LAG_FRAMES:] * unit[:-LAG_FRAMES], axis=1)
+    loud = (frames ** 2).mean(axis=1) > floor
+    loud[:LAG_FRAMES] = False
+    return stability, flatness, loud
+
+
+def song_spans(music: np.ndarray, segments: list[Segment], settings: LyricsSettings
+               ) -> list[dict[str, Any]]:
+    """Songs: stretches dense with music; then, in what is left, stretches with some music
+    where lines repeat (a chorus sung over dialogue-like sound)."""
+    density = np.convolve(music.astype(float), np.ones(DENSITY_S) / DENSITY_S, mode="same")
+    spans: list[dict[str, Any]] = []
+    taken = np.zeros(len(music), dtype=bool)
+    for start, end in runs(density >= settings.music_share, music, settings.min_song_s):
+        share = float(music[start:end].mean())
+        spans.append({"start": float(start), "end": float(end),
+                      "evidence": f"music in {share:.0%} of the stretch"})
+        taken[start:end] = True
+    some_music = (density >= settings.chorus_music_share) & ~taken
+    for start, end in runs(some_music, music, settings.min_song_s):
+        repeats = repeated_lines([s for s in segments if inside(s, start, end)])
+        if repeats:
+            share = float(music[start:end].mean())
+            spans.append({"start": float(start), "end": float(end), "evidence":
+                          f"music in {share:.0%} of the stretch and {repeats} repeated line(s)"})
+    return sorted(spans, key=lambda span: span["start"])
+
+
+def runs(mask: np.ndarray, music: np.ndarray, min_s: float) -> list[tuple[int, int]]:
+    """(first, end) seconds of the runs of `mask`, trimmed to their first and last second
+    of music, at least `min_s` long."""
+    found = []
+    edges = np.flatnonzero(np.diff(np.r_[0, mask.astype(int), 0]))
+    for start, end in zip(edges[::2], edges[1::2], strict=True):
+        heard = np.flatnonzero(music[start:end])
+        if len(heard) == 0:
+            continue
+        first, last = int(start + heard[0]), int(start + heard[-1] + 1)
+        if last - first >= min_s:
+            found.append((first, last))
+    return found
+
+
+def repeated_lines(segments: list[Segment]) -> int:
+    counts = Counter(normalise(s.text) for s in segments if normalise(s.text))
+    return sum(1 for n in counts.values() if n >= 2)
+
+
+def inside(segment: Segment, start: float, end: float) -> bool:
+    """Whether most of the segment lies within [start, end]."""
+    length = max(segment.end - segment.start, 1e-6)
+    shared = min(segment.end, end) - max(segment.start, start)
+    return shared / length > 0.5

@@ -1,0 +1,200 @@
+"""translate: the final transcript into every target language, timings unchanged.
+
+A second pass over the source-language transcript (Whisper's own translate task is never
+used): one transcripts file per target language, segment for segment, each with the same
+start, end, speaker and lyric flag as its source. Names and glossary terms are protected:
+before translation each becomes a numbered placeholder (`[1]`), so the model never sees
+(and never "translates") them, and afterwards the placeholders are put back. A placeholder
+the model dropped is reported, and its name appended, so no name silently vanishes. The
+model loads once per actor and serves every job; batches halve on GPU out-of-memory.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from bolly_ray.gpu_memory import with_batch_halving
+from bolly_ray.spec import (
+    ComputeKind,
+    OptionalStageSettings,
+    Resources,
+    Stage,
+    StageContext,
+    StageResult,
+    StageSpec,
+)
+from bolly_ray.stages.glossary import Glossary
+from bolly_ray.stages.subtitles import read_transcript
+from bolly_ray.stages.translators import Seq2SeqTranslator, flores_code, load_translator
+from bolly_ray.transcript import Transcript
+
+OUTPUT_DIR = "translations"
+PLACEHOLDER = re.compile(r"\[\s*(\d+)\s*\]")
+
+
+class TranslateSettings(OptionalStageSettings):
+    backend: Literal["nllb", "indictrans2"] = "nllb"
+    model: str = Field(default="facebook/nllb-200-distilled-600M",
+                       description="Hugging Face name or local folder of the model")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    batch_size: int = Field(default=16, ge=1, le=512, description="Halved on GPU OOM")
+    num_beams: int = Field(default=4, ge=1, le=16)
+    max_new_tokens: int = Field(default=200, ge=8, le=1024)
+    protect: Literal["names", "all", "none"] = Field(
+        default="all", description="Glossary entries kept as they are: names only, names "
+        "and terms, or none")
+    language_codes: dict[str, str] = Field(default_factory=dict, description="Extra ISO "
+                                           "639-1 -> FLORES-200 codes (e.g. hi: hin_Deva)")
+
+
+class TranslateStage(Stage):
+    spec = StageSpec(
+        name="translate", inputs=("transcript",), optional_inputs=("glossary",),
+        outputs=("translations",), settings_model=TranslateSettings,
+        job_fields=("source_language", "target_languages"), compute=ComputeKind.GPU,
+        critical=False, resources=Resources(cpus=1, gpus=0.5, memory_mb=6144),
+        timeout_s=3 * 3600, version="1")
+
+    def resources(self, settings: TranslateSettings,  # type: ignore[override]
+                  gpus_available: float = 0.0) -> Resources:
+        if settings.device == "cpu" or (settings.device == "auto" and gpus_available < 1):
+            return Resources(cpus=2, gpus=0, memory_mb=6144)
+        return self.spec.resources
+
+    def model_id(self, settings: TranslateSettings) -> str:  # type: ignore[override]
+        path = Path(settings.model).expanduser()
+        return f"{settings.backend}:{path.resolve() if path.is_dir() else settings.model}:" \
+               f"{settings.device}"
+
+    def not_needed(self, settings: TranslateSettings,  # type: ignore[override]
+                   job: Mapping[str, Any]) -> str | None:
+        if targets_for(job.get("source_language") or "", job.get("target_languages") or []):
+            return None
+        return (f"nothing to translate: no target language differs from the source "
+                f"({job.get('source_language')})")
+
+    def missing_models(self, settings: TranslateSettings) -> list[str]:  # type: ignore[override]
+        if importlib.util.find_spec("transformers") is None:
+            return ["translate: transformers is not installed: pip install 'bolly-ray[ml]'"]
+        if Path(settings.model).expanduser().is_dir():
+            return []
+        from huggingface_hub import try_to_load_from_cache
+
+        if isinstance(try_to_load_from_cache(settings.model, "config.json"), str):
+            return []
+        return [f"translate: model {settings.model!r} is not in the local model cache: run "
+                "`bolly-ray models pull JOB.json`, or set translate.model to a local folder"]
+
+    def pull_models(self, settings: TranslateSettings,  # type: ignore[override]
+                    job: Mapping[str, Any]) -> list[str]:
+        if Path(settings.model).expanduser().is_dir():
+            return []
+        from huggingface_hub import snapshot_download
+
+        return [f"translate: {settings.model}: {snapshot_download(settings.model)}"]
+
+    def load_model(self, settings: TranslateSettings) -> Seq2SeqTranslator:  # type: ignore[override]
+        device = settings.device
+        if device == "auto":
+            import torch
+
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        return load_translator(settings.backend, settings.model, device)
+
+    def run(self, ctx: StageContext, model: Any = None) -> StageResult:
+        settings = ctx.settings
+        assert isinstance(settings, TranslateSettings)
+        transcript = read_transcript(ctx.inputs["transcript"])
+        source = transcript.language or ctx.job.get("source_language") or ""
+        targets = targets_for(source, ctx.job.get("target_languages") or [])
+        terms = protected_terms(ctx.inputs.get("glossary"), settings.protect)
+        out = ctx.out_dir / OUTPUT_DIR
+        out.mkdir()
+        report: dict[str, Any] = {"source": source, "targets": targets, "languages": {}}
+        translator = model
+        if targets and transcript.segments and translator is None:
+            translator = self.load_model(settings)
+        for target in targets:
+            translated, lost = translate_transcript(transcript, target, translator, terms,
+                                                    settings)
+            translated.write(out / f"{target}.json")
+            report["languages"][target] = {"segments": len(translated.segments),
+                                           "placeholders_lost": lost}
+        (out / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False)
+                                         + "\n", encoding="utf-8")
+        return StageResult(outputs={"translations": OUTPUT_DIR},
+                           metrics={"languages": len(targets),
+                                    "segments": len(transcript.segments) * len(targets)})
+
+
+def targets_for(source: str, targets: list[str]) -> list[str]:
+    """The target languages that differ from the source ("hi" differs from "hi-Latn")."""
+    return [t for t in dict.fromkeys(targets) if t.lower() != source.lower()]
+
+
+def protected_terms(glossary: Path | None, protect: str) -> list[str]:
+    """Terms to keep as they are, longest first (so "Raj Malhotra" wins over "Raj")."""
+    if glossary is None or protect == "none":
+        return []
+    entries = Glossary.read(glossary).terms
+    chosen = [t.preferred for t in entries if protect == "all" or t.is_name]
+    return sorted(set(chosen), key=len, reverse=True)
+
+
+def mask(text: str, terms: list[str]) -> tuple[str, dict[int, str]]:
+    """The text with each protected term replaced by `[n]`, and n -> term."""
+    found: dict[int, str] = {}
+    for term in terms:
+        pattern = re.compile(rf"(?<!\w){re.escape(term)}(?!\w)", re.IGNORECASE)
+
+        def keep(match: re.Match[str]) -> str:
+            found[len(found) + 1] = match.group(0)
+            return f"[{len(found)}]"
+
+        text = pattern.sub(keep, text)
+    return text, found
+
+
+def unmask(text: str, found: dict[int, str]) -> tuple[str, int]:
+    """Placeholders back to their terms; terms whose placeholder the model lost are appended.
+    Returns the text and how many were lost."""
+    seen: set[int] = set()
+
+    def restore(match: re.Match[str]) -> str:
+        number = int(match.group(1))
+        if number in found:
+            seen.add(number)
+            return found[number]
+        return ""
+
+    text = PLACEHOLDER.sub(restore, text)
+    lost = [found[n] for n in sorted(found) if n not in seen]
+    return " ".join([text.strip(), *lost]).strip(), len(lost)
+
+
+def translate_transcript(transcript: Transcript, target: str, translator: Seq2SeqTranslator,
+                         terms: list[str], settings: TranslateSettings
+                         ) -> tuple[Transcript, int]:
+    source_code = flores_code(transcript.language, settings.language_codes)
+    target_code = flores_code(target, settings.language_codes)
+    masked = [mask(s.text, terms) for s in transcript.segments]
+    if not masked:
+        return transcript.model_copy(update={"language": target}), 0
+    texts, _ = with_batch_halving(
+        lambda size: translator.translate([m[0] for m in masked], source_code, target_code,
+                                          size, settings.num_beams, settings.max_new_tokens),
+        settings.batch_size, what="translate")
+    segments, lost = [], 0
+    for segment, (_, found), text in zip(transcript.segments, masked, texts, strict=True):
+        restored, missing = unmask(text, found)
+        lost += missing
+        segments.append(segment.model_copy(update={"text": restored, "words": []}))
+    return transcript.model_copy(update={"language": target, "segments": segments,
+                                         "alignment": None}), lost

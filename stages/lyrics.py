@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
 from pydantic import Field
 
 from bolly_ray.audio import SAMPLE_RATE, read_wav
@@ -25,6 +24,9 @@ from bolly_ray.spec import Resources, Stage, StageContext, StageResult, StageSet
 from bolly_ray.stages.filter import normalise
 from bolly_ray.stages.subtitles import read_transcript
 from bolly_ray.transcript import Segment
+
+if TYPE_CHECKING:  # numpy is imported where it is used: every stage image loads this module
+    import numpy as np
 
 FRAME_S, HOP_S, LAG_FRAMES = 0.05, 0.025, 4
 BLOCK_S = 60  # audio is analysed a minute at a time: a 3-hour film stays small in memory
@@ -48,7 +50,7 @@ class LyricsStage(Stage):
     spec = StageSpec(
         name="lyrics", inputs=("named_transcript", "audio"), outputs=("transcript", "songs"),
         settings_model=LyricsSettings, resources=Resources(cpus=1, memory_mb=1024),
-        version="1")
+        image_requirements=("numpy>=1.24",), version="1")
 
     def run(self, ctx: StageContext, model: Any = None) -> StageResult:
         settings = ctx.settings
@@ -73,6 +75,8 @@ class LyricsStage(Stage):
 
 def music_seconds(audio: np.ndarray, settings: LyricsSettings) -> np.ndarray:
     """One boolean per second of audio: does it sound like music?"""
+    import numpy as np
+
     seconds = int(np.ceil(len(audio) / SAMPLE_RATE))
     verdict = np.zeros(seconds, dtype=bool)
     loudest = float(np.max(np.abs(audio))) if len(audio) else 0.0
@@ -93,6 +97,8 @@ def music_seconds(audio: np.ndarray, settings: LyricsSettings) -> np.ndarray:
 
 
 def frame_features(audio: np.ndarray, floor: float) -> tuple[np.ndarray, ...]:
+    import numpy as np
+
     size, hop = int(FRAME_S * SAMPLE_RATE), int(HOP_S * SAMPLE_RATE)
     if len(audio) < size + hop * LAG_FRAMES:
         empty = np.zeros(0)
@@ -112,6 +118,8 @@ def song_spans(music: np.ndarray, segments: list[Segment], settings: LyricsSetti
                ) -> list[dict[str, Any]]:
     """Songs: stretches dense with music; then, in what is left, stretches with some music
     where lines repeat (a chorus sung over dialogue-like sound)."""
+    import numpy as np
+
     density = np.convolve(music.astype(float), np.ones(DENSITY_S) / DENSITY_S, mode="same")
     spans: list[dict[str, Any]] = []
     taken = np.zeros(len(music), dtype=bool)
@@ -133,6 +141,8 @@ def song_spans(music: np.ndarray, segments: list[Segment], settings: LyricsSetti
 def runs(mask: np.ndarray, music: np.ndarray, min_s: float) -> list[tuple[int, int]]:
     """(first, end) seconds of the runs of `mask`, trimmed to their first and last second
     of music, at least `min_s` long."""
+    import numpy as np
+
     found = []
     edges = np.flatnonzero(np.diff(np.r_[0, mask.astype(int), 0]))
     for start, end in zip(edges[::2], edges[1::2], strict=True):

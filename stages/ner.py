@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import Field
-from rapidfuzz import fuzz
 
 from bolly_ray.spec import Resources, Stage, StageContext, StageResult, StageSettings, StageSpec
 from bolly_ray.stages.glossary import Glossary
@@ -110,6 +109,8 @@ def candidates(doc: Any, settings: NerSettings) -> list[Candidate]:
 
 def best_match(text: str, names: dict[str, tuple[str, str]], threshold: float
                ) -> tuple[str, str, float] | None:
+    from rapidfuzz import fuzz  # imported here: every stage image loads this module
+
     squashed, sound = squash(text), romanised(text)
     best: tuple[str, str, float] | None = None
     for spelling, (preferred, source) in names.items():

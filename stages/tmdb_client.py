@@ -19,8 +19,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import requests
-
 from bolly_ray.secrets import Secrets
 
 MAX_RETRY_AFTER_S = 30.0
@@ -48,7 +46,10 @@ class TmdbClient:
         self.backoff_s = backoff_s
         self.timeout_s = timeout_s
         self.sleep = sleep
+        import requests  # imported here: every stage image loads this module
+
         self.session = requests.Session()
+        self.network_errors = (requests.RequestException,)
         self.requests_made = 0
 
     def get(self, path: str, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -72,7 +73,7 @@ class TmdbClient:
             try:
                 answer = self.session.get(f"{self.base_url}{path}", params=query,
                                           headers=headers, timeout=self.timeout_s)
-            except requests.RequestException as err:  # its text holds the URL: not shown
+            except self.network_errors as err:  # its text holds the URL: not shown
                 problem = type(err).__name__
                 self._pause(attempt, None)
                 continue

@@ -17,7 +17,8 @@ def test_schema_is_valid_json_with_every_stage(tmp_path: Path) -> None:
     assert done.returncode == 0
     schema = json.loads(done.stdout)
     stages = schema["$defs"]["StageSettingsByName"]["properties"]
-    assert set(stages) == {"demux", "vad", "asr", "diarize", "align", "speakers", "subtitles",
+    assert set(stages) == {"demux", "tmdb", "glossary", "vad", "asr", "diarize", "align",
+                           "speakers", "filter", "ner", "lyrics", "translate", "subtitles",
                            "mux"}
 
 
@@ -52,8 +53,9 @@ def test_missing_job_file_and_bad_flags_exit_2(tmp_path: Path) -> None:
     job_file = tmp_path / "job.json"
     job_file.write_text(json.dumps({"id": "x", "media": "f.mkv"}))
     assert_one_line_error(bolly("run", job_file, "--only", "asrr", cwd=tmp_path), 2,
-                          "unknown stages: asrr (stages: demux, diarize, vad, asr, align, "
-                          "speakers, subtitles, mux)")
+                          "unknown stages: asrr (stages: demux, tmdb, diarize, glossary, vad, "
+                          "asr, align, speakers, filter, ner, lyrics, translate, subtitles, "
+                          "mux)")
     assert_one_line_error(bolly("run", job_file, "--set", "subtitles.max_cps=fast",
                                 cwd=tmp_path), 2, "stages.subtitles.max_cps: Input should be")
     assert not (tmp_path / "out").exists()
@@ -71,15 +73,18 @@ def test_status_reads_the_manifest_as_table_and_json(tmp_path: Path) -> None:
     assert_one_line_error(bolly("status", tmp_path, cwd=tmp_path), 2, "no manifest")
 
 
+DEMO_STAGES = ("demux", "glossary", "vad", "asr", "align", "speakers", "filter", "ner",
+               "lyrics", "subtitles", "mux")
+# no TMDB key, no pyannote weights, and nothing to translate (English to English)
+DEMO_SKIPPED = {"tmdb": "skipped", "diarize": "skipped", "translate": "skipped"}
+
+
 def test_demo_runs_end_to_end_offline(tmp_path: Path) -> None:
     done = bolly("demo", "--out", tmp_path / "demo", "--json", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     [job] = json.loads(done.stdout)["jobs"]
     assert job["status"] == "succeeded"
-    assert job["stages"] == {"demux": "succeeded", "vad": "succeeded", "asr": "succeeded",
-                             "diarize": "skipped", "align": "succeeded",
-                             "speakers": "succeeded", "subtitles": "succeeded",
-                             "mux": "succeeded"}
+    assert job["stages"] == {**dict.fromkeys(DEMO_STAGES, "succeeded"), **DEMO_SKIPPED}
     job_dir = Path(job["job_dir"])
     srt = pysubs2.load(str(job_dir / "subtitles" / "demo.en.srt"))
     text = " ".join(e.plaintext for e in srt).replace("\n", " ")
@@ -111,7 +116,8 @@ def test_demo_on_the_default_executor_starts_an_embedded_ray(tmp_path: Path) -> 
     [job] = json.loads(done.stdout)["jobs"]
     manifest = json.loads((Path(job["job_dir"]) / "manifest.json").read_text())
     runners = {stage: r["runner"] for stage, r in manifest["stages"].items()}
-    assert runners == {"demux": "task", "vad": "task", "asr": "actor", "align": "actor",
-                       "speakers": "task", "subtitles": "task", "mux": "task", "diarize": None}
+    gpu_kind = {"asr", "align"}
+    assert runners == {**{s: "actor" if s in gpu_kind else "task" for s in DEMO_STAGES},
+                       **dict.fromkeys(DEMO_SKIPPED, None)}
     assert manifest["stages"]["asr"]["metrics"]["model_loads"] == 1
-    assert all(r["node_id"] for s, r in manifest["stages"].items() if s != "diarize")
+    assert all(r["node_id"] for s, r in manifest["stages"].items() if s not in DEMO_SKIPPED)

@@ -17,11 +17,14 @@ import pytest
 
 from bolly_ray.errors import UsageError
 from bolly_ray.images import image_tag, resolve_images
+from bolly_ray.synth import make_speech_wav
 from tests.conftest import BOLLY_RAY, bolly, read_manifest
+from tests.tmdb_server import API_KEY, tmdb_server
 
 pytestmark = pytest.mark.slow
 BASE, FFMPEG_BASE = "bolly-ray/base:bookworm", "bolly-ray/base-ffmpeg:bookworm"
-STAGES = ("demux", "vad", "speakers", "subtitles", "mux")
+STAGES = ("demux", "tmdb", "glossary", "vad", "speakers", "filter", "ner", "lyrics",
+          "subtitles", "mux")
 
 
 @pytest.fixture(scope="module")
@@ -89,9 +92,11 @@ def test_native_and_docker_runs_publish_identical_outputs(stage_images: dict,
     for gpu_kind in ("asr", "align"):  # GPU-kind stages: native, in this process here
         record = records.pop(gpu_kind)
         assert (record["runner"], record["image"]) == ("local", None)
-    assert records.pop("diarize")["status"] == "skipped"  # no pyannote weights here
+    for unavailable in ("diarize", "tmdb", "translate"):  # no weights, no key, en -> en
+        assert records.pop(unavailable)["status"] == "skipped"
     assert {r["runner"] for r in records.values()} == {"docker"}
-    assert {s: r["image"] for s, r in records.items()} == stage_images
+    assert {s: r["image"] for s, r in records.items()} == {
+        s: image for s, image in stage_images.items() if s != "tmdb"}
     del native
 
 
@@ -203,3 +208,35 @@ def test_images_dry_run_lists_sizes_without_building(docker_client: object,
     after = {i.id for i in docker_client.images.list(all=True)}  # type: ignore[attr-defined]
     assert after == before
 
+
+
+def test_the_tmdb_key_reaches_its_container_only_through_a_private_file(
+        stage_images: dict, docker_client: object, tmp_path: Path) -> None:
+    gateway = docker_client.networks.get("bridge").attrs[  # type: ignore[attr-defined]
+        "IPAM"]["Config"][0]["Gateway"]
+    with tmdb_server(bind="0.0.0.0", advertise=gateway) as tmdb:
+        job_file = tmp_path / "job.json"
+        media = tmp_path / "Om.Shanti.Om.2007.wav"
+        make_speech_wav(media, ["Hello."])
+        job_file.write_text(json.dumps({
+            "id": "tmdbbox", "media": str(media), "out_root": str(tmp_path / "out"),
+            "stages": {"tmdb": {"api_base": tmdb.url, "cache_dir": "/tmp/tmdb-cache"}}}))
+        done = bolly("run", job_file, "--cpu-stages", "docker", "--only", "tmdb", cwd=tmp_path,
+                     env={"BOLLY_RAY_KEEP_CONTAINERS": "1", "TMDB_API_KEY": API_KEY})
+    assert done.returncode == 0, done.stderr
+    [container] = docker_client.containers.list(  # type: ignore[attr-defined]
+        all=True, filters={"label": ["bolly-ray.job=tmdbbox", "bolly-ray.stage=tmdb"]})
+    try:
+        assert API_KEY not in json.dumps(container.attrs)  # env, command, labels, mounts
+        [secret] = [m for m in container.attrs["Mounts"]
+                    if m["Destination"] == "/run/bolly-ray/secrets.json"]
+        assert secret["RW"] is False and not Path(secret["Source"]).exists()  # removed after
+        assert container.attrs["HostConfig"]["NetworkMode"] == "bridge"  # it needs TMDB
+    finally:
+        container.remove(force=True)
+    [folder] = (tmp_path / "out").glob("*/*/*/*/tmdbbox")
+    record = read_manifest(folder)["stages"]["tmdb"]
+    assert (record["status"], record["runner"]) == ("succeeded", "docker"), record
+    assert {r["query"].get("api_key") for r in tmdb.requests} == {API_KEY}
+    assert API_KEY not in "\n".join(p.read_text(errors="replace") for p in folder.rglob("*")
+                                    if p.is_file()) + done.stdout + done.stderr

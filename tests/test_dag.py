@@ -73,12 +73,12 @@ def test_a_provided_artifact_replaces_its_producer_and_skips_what_only_fed_it() 
     built_in = default_registry().specs
     assert build_pipeline(built_in, {"media"}).order == (
         "demux", "tmdb", "diarize", "glossary", "vad", "asr", "align", "speakers", "filter",
-        "ner", "lyrics", "subtitles", "mux")
+        "ner", "lyrics", "translate", "subtitles", "mux")
     with_transcript = build_pipeline(built_in, {"media", "transcript"})
     assert with_transcript.replaced == {"lyrics"}
-    assert with_transcript.unneeded == {"demux", "tmdb", "glossary", "vad", "asr", "diarize",
-                                        "align", "speakers", "filter", "ner"}
-    assert with_transcript.select() == ["subtitles", "mux"]
+    assert with_transcript.unneeded == {"demux", "vad", "asr", "diarize", "align", "speakers",
+                                        "filter", "ner"}  # tmdb and glossary serve translate
+    assert with_transcript.select() == ["tmdb", "glossary", "translate", "subtitles", "mux"]
     assert with_transcript.select(only=["demux", "mux"]) == ["demux", "mux"]  # asked by name
     # a diarization brought along replaces only the diarizer: the audio is still needed
     with_turns = build_pipeline(built_in, {"media", "diarization"})

@@ -177,16 +177,16 @@ def test_required_diarization_without_weights_fails_in_preflight(
 def test_optional_diarization_without_weights_is_skipped_and_the_job_succeeds(
         models: dict[str, Path], speech: tuple[Path, list], tmp_path: Path) -> None:
     wav, _ = speech
-    manifest = run_job(tmp_path, wav, "demux,vad,asr,diarize,align,speakers,subtitles",
+    manifest = run_job(tmp_path, wav, "demux,vad,asr,diarize,align,speakers",
                        {"asr": {"model": str(models["tiny.en"])}})
     record = manifest["stages"]["diarize"]
     expected = (DIARIZE_MISSING if importlib.util.find_spec("pyannote.audio") else
                 "diarize: pyannote.audio is not installed: pip install 'bolly-ray[ml]'")
     assert record["status"] == "skipped" and record["error"] == expected
-    transcript = output(manifest, "speakers", "transcript")
+    transcript = output(manifest, "speakers", "speaker_transcript")
     assert transcript["speakers"] is None
     assert all(s["speaker"] is None for s in transcript["segments"])
-    assert manifest["stages"]["subtitles"]["status"] == "succeeded"
+    assert manifest["status"] == "succeeded"
 
 
 def test_speakers_from_a_diarization_land_on_words_and_segments(
@@ -200,7 +200,7 @@ def test_speakers_from_a_diarization_land_on_words_and_segments(
     manifest = run_job(tmp_path, wav, "demux,vad,asr,align,speakers",
                        {"asr": {"model": str(models["tiny.en"])}},
                        artifacts={"diarization": str(diarization)})
-    transcript = output(manifest, "speakers", "transcript")
+    transcript = output(manifest, "speakers", "speaker_transcript")
     assert transcript["speakers"] == ["SPEAKER_1", "SPEAKER_2"]
     expected = ["SPEAKER_1", "SPEAKER_2", "SPEAKER_1", "SPEAKER_2"]
     assert [s["speaker"] for s in transcript["segments"]] == expected
@@ -355,3 +355,16 @@ def test_translate_is_skipped_when_no_target_differs_from_the_source(
     assert record["status"] == "skipped"
     assert record["error"] == ("nothing to translate: no target language differs from the "
                                "source (en)")
+
+
+def test_glossary_names_reach_asr_as_hotwords(models: dict[str, Path], tmp_path: Path) -> None:
+    wav = tmp_path / "names.wav"
+    make_speech_wav(wav, ["Amitabh Bachchan met Kajol at the studio."])
+    glossary = tmp_path / "film.tsv"
+    glossary.write_text("term\tpreferred\talternatives\tnotes\nAmitabh Bachchan\t\t\tactor\n"
+                        "Kajol\t\t\tactor\n")
+    manifest = run_job(tmp_path, wav, "demux,vad,glossary,asr",
+                       {"asr": {"model": str(models["tiny.en"])}},
+                       artifacts={"film_glossary": str(glossary)})
+    text = " ".join(s["text"] for s in output(manifest, "asr", "raw_transcript")["segments"])
+    assert "Amitabh Bachchan" in text and "Kajol" in text, text

@@ -305,3 +305,20 @@ def test_a_music_only_stretch_is_a_song_and_speech_around_it_is_not(tmp_path: Pa
     assert abs(song["start"] - talk_s) <= 1.0 and abs(song["end"] - (talk_s + song_s)) <= 1.0
     marked = [s["is_lyric"] for s in output(manifest, "lyrics", "transcript")["segments"]]
     assert marked == [False] * 3 + [True] + [False] * 3
+
+
+def test_songs_can_be_dropped_from_the_subtitles(tmp_path: Path) -> None:
+    media = tmp_path / "song.wav"
+    write_wav(media, np.concatenate([np.zeros(SAMPLE_RATE, dtype=np.float32), melody(12.0)]))
+    transcript = write_transcript(tmp_path / "t.json", [
+        segment(2.0, 5.0, "Tujhe dekha to yeh jaana sanam"),
+        segment(6.0, 9.0, "Pyaar hota hai deewana sanam")])
+    registry = default_registry()
+    job = validate_job({"id": "drop", "media": str(media), "out_root": str(tmp_path / "out"),
+                        "artifacts": {"named_transcript": str(transcript)},
+                        "stages": {"lyrics": {"songs": "drop"}}}, registry.specs, "t")
+    [outcome] = LocalExecutor(registry).run([job], Selection(only=("demux", "lyrics")))
+    assert outcome.status == "succeeded", outcome.error
+    manifest = read_manifest(outcome.job_dir) | {"dir": outcome.job_dir}
+    assert output(manifest, "lyrics", "transcript")["segments"] == []
+    assert len(output(manifest, "lyrics", "songs")["songs"]) == 1

@@ -131,7 +131,8 @@ def test_asr_is_reproducible_run_to_run(speech: tuple[Path, list], tmp_path: Pat
 def test_word_error_rate_and_every_word_inside_its_cue(speech: tuple[Path, list],
                                                        tmp_path: Path) -> None:
     wav, _ = speech
-    manifest = run_stages(tmp_path, wav, "demux,vad,asr,align,speakers,subtitles")
+    manifest = run_stages(tmp_path, wav, "demux,vad,glossary,asr,align,speakers,filter,ner,lyrics,"
+                                         "subtitles")
     transcript = output(manifest, "asr", "raw_transcript")
     hypothesis = " ".join(words_of(" ".join(s["text"] for s in transcript["segments"])))
     reference = " ".join(words_of(" ".join(SENTENCES)))

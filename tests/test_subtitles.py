@@ -263,7 +263,7 @@ def test_a_language_that_is_no_code_is_refused(tmp_path: Path) -> None:
 
 def test_an_empty_transcript_writes_empty_files(tmp_path: Path) -> None:
     result, folder = run_stage(tmp_path, Transcript(language="hi"), SubtitleSettings())
-    assert result.metrics == {"cues": 0}
+    assert result.metrics == {"cues": 0, "languages": 1}
     assert parse_srt(folder / "film.hi.srt") == parse_vtt(folder / "film.hi.vtt") == []
 
 

@@ -43,7 +43,8 @@ class FakeTmdb:
 
 
 @contextmanager
-def tmdb_server() -> Iterator[FakeTmdb]:
+def tmdb_server(bind: str = "127.0.0.1", advertise: str | None = None) -> Iterator[FakeTmdb]:
+    """The server on `bind`; its URL names `advertise` (an address a container can reach)."""
     state = FakeTmdb(url="")
 
     class Handler(BaseHTTPRequestHandler):
@@ -82,8 +83,8 @@ def tmdb_server() -> Iterator[FakeTmdb]:
         def log_message(self, format: str, *args: object) -> None:
             return
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/3"
+    server = ThreadingHTTPServer((bind, 0), Handler)
+    state.url = f"http://{advertise or bind}:{server.server_address[1]}/3"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -19,7 +19,6 @@ from bolly_ray.transcript import Segment, Transcript
 from tests.conftest import BOLLY_RAY, PLUGIN_SITE, assert_one_line_error, bolly, read_manifest
 from tests.media.make_media import MediaCase
 
-
 # no TMDB key and no translation model on a test machine: both are skipped, with the reason
 UNAVAILABLE_HERE = {"tmdb": "skipped", "translate": "skipped"}
 

@@ -322,3 +322,14 @@ def test_songs_can_be_dropped_from_the_subtitles(tmp_path: Path) -> None:
     manifest = read_manifest(outcome.job_dir) | {"dir": outcome.job_dir}
     assert output(manifest, "lyrics", "transcript")["segments"] == []
     assert len(output(manifest, "lyrics", "songs")["songs"]) == 1
+
+
+def test_a_refused_key_fails_tmdb_at_once_with_the_status_and_not_the_key(
+        tmdb: FakeTmdb, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TMDB_API_KEY", "not-the-right-key")
+    manifest = run_stage(tmp_path, "tmdb", {}, tmdb_settings(tmdb, tmp_path, movie_id=MOVIE_ID))
+    record = manifest["stages"]["tmdb"]
+    assert (record["status"], record["attempts"]) == ("failed", 1)
+    assert record["error"] == "tmdb: TMDB refused the credentials (HTTP 401)"
+    assert len(tmdb.requests) == 1  # no retry can fix a refused key
+    assert "not-the-right-key" not in everything_under(manifest["dir"])

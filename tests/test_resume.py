@@ -99,8 +99,9 @@ def test_sigkill_mid_stage_then_rerun_gives_identical_outputs(
     assert done.returncode == 0, done.stderr
     manifest = read_manifest(job_dir(crashed))
     statuses = {name: r["status"] for name, r in manifest["stages"].items()}
-    assert statuses == {"demux": "cached", "glossary": "cached", "subtitles": "cached",
-                        "mux": "cached", "slowcopy": "succeeded", **UNAVAILABLE_HERE}
+    for stage in ("glossary", "subtitles", "mux"):  # they may not have run before the kill
+        assert statuses.pop(stage) in ("cached", "succeeded")
+    assert statuses == {"demux": "cached", "slowcopy": "succeeded", **UNAVAILABLE_HERE}
     outputs = published(job_dir(crashed))
     assert set(outputs) == {"demux.audio", "demux.media_info", "glossary.glossary",
                             "subtitles.subtitles", "mux.video", "slowcopy.audio_copy"}

@@ -213,7 +213,7 @@ def test_result_and_ass_header(tmp_path: Path) -> None:
     result, folder = run_stage(tmp_path, film_transcript(), SubtitleSettings(font_size=52))
     ass = pysubs2.load(str(folder / "film.hi.ass"), encoding="utf-8")
     assert result.outputs == {"subtitles": "subtitles"}
-    assert result.metrics == {"cues": len(ass)}
+    assert result.metrics == {"cues": len(ass), "languages": 1}
     assert sorted(p.name for p in folder.iterdir()) == ["film.hi.ass", "film.hi.srt", "film.hi.vtt"]
     assert (ass.info["PlayResX"], ass.info["PlayResY"]) == ("1920", "1080")
     default, lyrics = ass.styles["Default"], ass.styles["Lyrics"]

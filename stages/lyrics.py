@@ -4,8 +4,8 @@ No packaged model tells music from speech offline, so the audio side uses two ro
 features per second: spectral stability (how alike the spectrum stays over 100 ms: held
 notes and chords stay alike, syllables do not) and spectral flatness (tones against noise),
 on frames loud enough to matter. A stretch of at least `min_song_s` where most seconds (over
-a 5 s window) are music is a song; so is a stretch with some music where lines repeat (a
-chorus). Dialogue over background music stays dialogue: its seconds are mostly speech.
+a 5 s window) are music is a song; so is a stretch with some music whose lines read like a
+song (a repeated line, or four or more short lines of even length). Dialogue over background music stays dialogue: its seconds are mostly speech.
 Segments mostly inside a song get `is_lyric` (rendered in italics with ♪ by the subtitles
 stage), or are dropped with `songs: drop`. The spans and the evidence for each are written
 to `songs.json`.
@@ -130,12 +130,28 @@ def song_spans(music: np.ndarray, segments: list[Segment], settings: LyricsSetti
         taken[start:end] = True
     some_music = (density >= settings.chorus_music_share) & ~taken
     for start, end in runs(some_music, music, settings.min_song_s):
-        repeats = repeated_lines([s for s in segments if inside(s, start, end)])
-        if repeats:
+        lines = [s for s in segments if inside(s, start, end)]
+        text = text_evidence(lines)
+        if text:
             share = float(music[start:end].mean())
-            spans.append({"start": float(start), "end": float(end), "evidence":
-                          f"music in {share:.0%} of the stretch and {repeats} repeated line(s)"})
+            spans.append({"start": float(start), "end": float(end),
+                          "evidence": f"music in {share:.0%} of the stretch and {text}"})
     return sorted(spans, key=lambda span: span["start"])
+
+
+def text_evidence(lines: list[Segment]) -> str | None:
+    """What in these lines reads like a song: repeated lines (a chorus), or verse structure
+    (four or more short lines of much the same length)."""
+    repeats = repeated_lines(lines)
+    if repeats:
+        return f"{repeats} repeated line(s)"
+    counts = [len(s.text.split()) for s in lines]
+    if len(counts) >= 4 and all(2 <= n <= 10 for n in counts):
+        mean = sum(counts) / len(counts)
+        spread = (sum((n - mean) ** 2 for n in counts) / len(counts)) ** 0.5
+        if spread <= 0.35 * mean:
+            return f"{len(counts)} short lines of even length"
+    return None
 
 
 def runs(mask: np.ndarray, music: np.ndarray, min_s: float) -> list[tuple[int, int]]:

@@ -333,3 +333,23 @@ def test_a_refused_key_fails_tmdb_at_once_with_the_status_and_not_the_key(
     assert record["error"] == "tmdb: TMDB refused the credentials (HTTP 401)"
     assert len(tmdb.requests) == 1  # no retry can fix a refused key
     assert "not-the-right-key" not in everything_under(manifest["dir"])
+
+
+def test_some_music_with_a_chorus_or_verse_lines_is_a_song_and_dialogue_is_not() -> None:
+    from bolly_ray.stages.lyrics import LyricsSettings, song_spans
+
+    settings = LyricsSettings()
+    music = np.zeros(40, dtype=bool)
+    music[0:20:2] = True  # 20 s where every other second sounds like music (half of it)
+    verse = [segment(2.0 * i, 2.0 * i + 1.8, text) for i, text in enumerate(
+        ["Tujhe dekha to yeh jaana sanam", "Pyaar hota hai deewana sanam",
+         "Ab yahan se kahan jaayen hum", "Teri baahon mein mar jaayen hum"])]
+    chatter = [segment(2.0 * i, 2.0 * i + 1.8, text) for i, text in enumerate(
+        ["Where were you?", "I waited at the station for two hours and nobody came",
+         "Sorry.", "The train was late again because of the rain"])]
+    chorus = [segment(0.0, 2.0, "Dil to pagal hai"), segment(3.0, 9.0, "Pagal hai, pagal"),
+              segment(10.0, 12.0, "Dil to pagal hai")]
+    assert [s["evidence"] for s in song_spans(music, verse, settings)] == [
+        "music in 53% of the stretch and 4 short lines of even length"]
+    assert "1 repeated line(s)" in song_spans(music, chorus, settings)[0]["evidence"]
+    assert song_spans(music, chatter, settings) == []

@@ -5,10 +5,10 @@ features per second: spectral stability (how alike the spectrum stays over 100 m
 notes and chords stay alike, syllables do not) and spectral flatness (tones against noise),
 on frames loud enough to matter. A stretch of at least `min_song_s` where most seconds (over
 a 5 s window) are music is a song; so is a stretch with some music whose lines read like a
-song (a repeated line, or four or more short lines of even length). Dialogue over background music stays dialogue: its seconds are mostly speech.
-Segments mostly inside a song get `is_lyric` (rendered in italics with ♪ by the subtitles
-stage), or are dropped with `songs: drop`. The spans and the evidence for each are written
-to `songs.json`.
+song (a repeated line, or four or more short lines of even length). Dialogue over
+background music stays dialogue: its seconds are mostly speech. Segments mostly inside a
+song get `is_lyric` (rendered in italics with ♪ by the subtitles stage), or are dropped
+with `songs: drop`. The spans and the evidence for each are written to `songs.json`.
 """
 
 from __future__ import annotations

@@ -9,7 +9,6 @@ in `<out_root>/hardware_cache.json` for an hour; a corrupt or foreign cache is i
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import os
@@ -20,6 +19,8 @@ import subprocess
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from bolly_ray.modules import installed
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ class HardwareProfile:
             return {"device": "cpu", "backend": "faster-whisper", "model": "base",
                     "compute_type": "int8", "batch_size": 1, "max_speakers": 8}
         vram = max(g.vram_mb for g in self.gpus)
-        backend = "whisperx" if importlib.util.find_spec("whisperx") else "faster-whisper"
+        backend = "whisperx" if installed("whisperx") else "faster-whisper"
         if vram >= 6 * 1024:
             return {"device": "cuda", "backend": backend, "model": "large-v3",
                     "compute_type": "float16", "batch_size": 16 if vram >= 16 * 1024 else 8,
@@ -105,7 +106,7 @@ def _read_cache(cache: Path) -> HardwareProfile | None:
 
 
 def _gpus() -> list[GpuInfo]:
-    if importlib.util.find_spec("torch") is not None:
+    if installed("torch"):
         import torch
 
         if torch.cuda.is_available():

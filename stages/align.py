@@ -11,7 +11,6 @@ missing model into a preflight error instead.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,6 +20,7 @@ from pydantic import Field
 
 from bolly_ray.audio import SAMPLE_RATE, read_wav
 from bolly_ray.errors import StageError
+from bolly_ray.modules import installed
 from bolly_ray.spec import (
     ComputeKind,
     Resources,
@@ -69,7 +69,7 @@ class Aligners:
         return self.loaded[language]
 
     def _load(self, language: str) -> tuple[Any, dict[str, Any], str]:
-        if importlib.util.find_spec("whisperx") is None:
+        if not installed("whisperx"):
             raise AlignerUnavailable("WhisperX is not installed (pip install 'bolly-ray[ml]')")
         name = aligner_name(self.settings, language)
         if name is None:
@@ -130,7 +130,7 @@ class AlignStage(Stage):
     def missing_models(self, settings: AlignSettings) -> list[str]:  # type: ignore[override]
         if not settings.required:
             return []
-        if importlib.util.find_spec("whisperx") is None:
+        if not installed("whisperx"):
             return ["align: align.required is set but WhisperX is not installed: "
                     "pip install 'bolly-ray[ml]'"]
         return []  # the model is per language; a required one that fails to load fails the run
@@ -138,7 +138,7 @@ class AlignStage(Stage):
     def pull_models(self, settings: AlignSettings,  # type: ignore[override]
                     job: Mapping[str, Any]) -> list[str]:
         language = job.get("source_language")
-        if not language or importlib.util.find_spec("whisperx") is None:
+        if not language or not installed("whisperx"):
             return []
         import whisperx
 

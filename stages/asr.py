@@ -13,7 +13,6 @@ CTranslate2 model folder. The model loads once per worker and serves every job.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import time
 from collections.abc import Mapping
@@ -25,6 +24,7 @@ from pydantic import Field
 from bolly_ray.audio import SAMPLE_RATE, read_wav
 from bolly_ray.errors import UsageError
 from bolly_ray.gpu_memory import with_batch_halving
+from bolly_ray.modules import installed
 from bolly_ray.spec import (
     ComputeKind,
     Resources,
@@ -137,7 +137,7 @@ class AsrStage(Stage):
 
     def missing_models(self, settings: AsrSettings) -> list[str]:  # type: ignore[override]
         missing = []
-        if settings.backend == "whisperx" and importlib.util.find_spec("whisperx") is None:
+        if settings.backend == "whisperx" and not installed("whisperx"):
             missing.append("asr: backend whisperx needs the ml extra: "
                            "pip install 'bolly-ray[ml]'")
         source = model_source(settings.model)

@@ -11,7 +11,6 @@ and embedding batches are halved and the work is tried again.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,6 +21,7 @@ from pydantic import Field, model_validator
 from bolly_ray.audio import SAMPLE_RATE, read_wav
 from bolly_ray.errors import StageError
 from bolly_ray.gpu_memory import with_batch_halving
+from bolly_ray.modules import installed
 from bolly_ray.secrets import hf_token
 from bolly_ray.spec import (
     ComputeKind,
@@ -97,7 +97,7 @@ class DiarizeStage(Stage):
         return f"pyannote:{folder or settings.model}:{settings.device}"
 
     def missing_models(self, settings: DiarizeSettings) -> list[str]:  # type: ignore[override]
-        if importlib.util.find_spec("pyannote.audio") is None:
+        if not installed("pyannote.audio"):
             return ["diarize: pyannote.audio is not installed: pip install 'bolly-ray[ml]'"]
         if cached_config(settings.model) is None:
             return [missing_pipeline_message(settings.model)]

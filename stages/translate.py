@@ -11,7 +11,6 @@ model loads once per actor and serves every job; batches halve on GPU out-of-mem
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from collections.abc import Mapping
@@ -21,6 +20,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from bolly_ray.gpu_memory import with_batch_halving
+from bolly_ray.modules import installed
 from bolly_ray.spec import (
     ComputeKind,
     OptionalStageSettings,
@@ -81,7 +81,7 @@ class TranslateStage(Stage):
                 f"({job.get('source_language')})")
 
     def missing_models(self, settings: TranslateSettings) -> list[str]:  # type: ignore[override]
-        if importlib.util.find_spec("transformers") is None:
+        if not installed("transformers"):
             return ["translate: transformers is not installed: pip install 'bolly-ray[ml]'"]
         if Path(settings.model).expanduser().is_dir():
             return []

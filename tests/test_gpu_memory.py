@@ -64,3 +64,10 @@ def test_other_errors_are_not_retried() -> None:
 def test_out_of_memory_is_recognised_by_type_and_message(error: BaseException,
                                                           expected: bool) -> None:
     assert is_out_of_memory(error) is expected
+
+
+def test_a_library_whose_parent_package_is_missing_is_simply_not_installed() -> None:
+    from bolly_ray.modules import installed
+
+    assert installed("json") and installed("bolly_ray.stages")
+    assert not installed("no_such_parent_pkg.audio")  # find_spec alone would raise here

@@ -70,6 +70,26 @@ def schema() -> None:
 
 
 @app.command()
+def docs(
+    output: Annotated[Path, typer.Option("-o", "--output", help="Where STAGES.md goes")] = Path(
+        "docs/STAGES.md"),
+    check: Annotated[bool, typer.Option(help="Only check that the file is current")] = False,
+) -> None:
+    """Write docs/STAGES.md from the stages and their settings models (or --check it)."""
+    from bolly_ray.stage_docs import render
+
+    text = render(_registry())
+    if check:
+        current = output.read_text(encoding="utf-8") if output.is_file() else None
+        if current != text:
+            fail(f"{output} is stale: run `bolly-ray docs`", EXIT_FAILED)
+        say(f"{output} is current")
+        return
+    _guard(lambda: output.write_text(text, encoding="utf-8"))
+    say(f"wrote {output}")
+
+
+@app.command()
 def prepare(
     media: Annotated[Path, typer.Argument(help="The film (video or audio file)")],
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Job file to write")] = None,

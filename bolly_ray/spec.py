@@ -46,7 +46,7 @@ class StageSettings(BaseModel):
 class OptionalStageSettings(StageSettings):
     """Settings of an optional stage, which the job may switch off or make required."""
 
-    enabled: bool = True
+    enabled: bool = Field(default=True, description="Run this stage (false: skip it)")
     required: bool = Field(default=False, description="Fail the job when this stage cannot "
                            "run (its model is missing, it fails) instead of going on without it")
 

@@ -37,10 +37,12 @@ class TmdbSettings(OptionalStageSettings):
     language: str = Field(default="en-US", description="Language of titles and names")
     cache_dir: Path = Field(default=Path("~/.cache/bolly-ray/tmdb"),
                             description="Responses kept on disk; shared by every job")
-    cache_days: float = Field(default=30.0, ge=0)
+    cache_days: float = Field(default=30.0, ge=0, description="How long a cached answer holds")
     max_cast: int = Field(default=60, ge=1, le=500, description="Cast members kept, by billing")
-    max_attempts: int = Field(default=4, ge=1, le=10)
-    backoff_s: float = Field(default=1.0, ge=0, le=60)
+    max_attempts: int = Field(default=4, ge=1, le=10, description="Requests per call before "
+                              "giving up (429, 5xx, no connection)")
+    backoff_s: float = Field(default=1.0, ge=0, le=60, description="First pause between "
+                             "attempts; doubles each time (429s wait their Retry-After)")
 
 
 class TmdbStage(Stage):

@@ -70,6 +70,35 @@ def schema() -> None:
 
 
 @app.command()
+def report(
+    targets: Annotated[list[Path], typer.Argument(
+        help="Job folders, or folders to search for them (a batch)")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where the report goes")] = Path(
+        "report"),
+    as_json: Annotated[bool, typer.Option("--json", help="The table as JSON on stdout")] = False,
+) -> None:
+    """A timeline picture (PNG) and a per-stage table for finished jobs."""
+    from rich.table import Table
+
+    from bolly_ray.report import row_cells, write_report
+
+    rows, written = _guard(lambda: write_report(targets, out))
+    if as_json:
+        typer.echo(json.dumps({"stages": [r.__dict__ for r in rows],
+                               "files": [str(p) for p in written]}))
+        return
+    table = Table(title="stages")
+    for column in ("stage", "runs", "cached", "skipped", "failed", "retries", "seconds",
+                   "audio s", "speed", "model load s"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(str(c) for c in row_cells(row)))
+    Console().print(table)
+    for path in written:
+        say(f"wrote {path}")
+
+
+@app.command()
 def docs(
     output: Annotated[Path, typer.Option("-o", "--output", help="Where STAGES.md goes")] = Path(
         "docs/STAGES.md"),

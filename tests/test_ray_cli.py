@@ -171,3 +171,34 @@ def test_offline_reaches_every_ray_worker(media: dict[str, MediaCase], tmp_path:
 
     assert offline_seen() == 0.0
     assert offline_seen("--offline") == 1.0
+
+
+def test_report_for_a_batch_of_three_jobs_matches_their_manifests(
+        media: dict[str, MediaCase], tmp_path: Path) -> None:
+    files = [gpu_job(media["wav_only"], tmp_path, f"r{n}", gpucopy={"device": "cpu"})
+             for n in range(3)]
+    done = bolly("run", *files, "--only", "demux,gpucopy", cwd=tmp_path, env=gpu_env())
+    assert done.returncode == 0, done.stderr
+    report = bolly("report", tmp_path / "out", "--out", tmp_path / "report", "--json",
+                   cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    result = json.loads(report.stdout)
+    png = tmp_path / "report" / "report.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    import matplotlib.image
+
+    height, width, _ = matplotlib.image.imread(png).shape
+    assert width > 600 and height > 100
+    manifests = [read_manifest(job_dir(tmp_path, f"r{n}"))["stages"] for n in range(3)]
+    rows = {row["stage"]: row for row in result["stages"]}
+    for stage in ("demux", "gpucopy"):
+        records = [m[stage] for m in manifests]
+        assert rows[stage]["runs"] == 3 and rows[stage]["cached"] == 0
+        assert rows[stage]["seconds"] == pytest.approx(sum(r["duration_s"] for r in records),
+                                                       abs=0.002)
+        assert rows[stage]["audio_s"] == pytest.approx(
+            sum(r["metrics"].get("audio_s", 0.0) for r in records), abs=0.002)
+    assert rows["gpucopy"]["model_load_s"] == pytest.approx(
+        sum(m["gpucopy"]["metrics"].get("model_load_s", 0.0) for m in manifests), abs=0.002)
+    timelines = [f for f in result["files"] if f.endswith(".ray_timeline.json")]
+    assert len(timelines) == 3 and json.loads(Path(timelines[0]).read_text())

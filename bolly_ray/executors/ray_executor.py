@@ -12,6 +12,7 @@ the attempt is retried (a restarted actor reloads its model), recorded in the ma
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections import Counter
@@ -31,6 +32,7 @@ from bolly_ray.executors.base import Executor, Finished, selected_of_kind
 from bolly_ray.executors.ray_worker import StageActor, WorkerResult, cpu_attempt, reap_node
 from bolly_ray.hardware import detect_gpus
 from bolly_ray.registry import Registry
+from bolly_ray.report import RAY_TIMELINE
 from bolly_ray.spec import (
     SOURCE_ARTIFACT,
     ComputeKind,
@@ -39,6 +41,7 @@ from bolly_ray.spec import (
     Stage,
     StageSettings,
 )
+from bolly_ray.store import write_atomic
 from bolly_ray.transfer import pack, unpack
 
 log = logging.getLogger(__name__)
@@ -102,6 +105,14 @@ class RayExecutor(Executor):
         for key, need in self._demand.items():
             if need.fresh:  # models load while the CPU stages run; reruns load on demand
                 self._pools[key] = self._new_pool(key, need)
+
+    def _save_trace(self, session: JobSession) -> None:
+        try:
+            events = ray.timeline()
+        except Exception as err:  # a diagnostic: never worth failing a finished job over
+            log.debug("no Ray timeline: %s", err)
+            return
+        write_atomic(session.dir.logs / RAY_TIMELINE, json.dumps(events))
 
     def _stop(self) -> None:
         for pool in self._pools.values():

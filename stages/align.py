@@ -19,6 +19,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from bolly_ray.audio import SAMPLE_RATE, read_wav
+from bolly_ray.devices import device_resources, torch_device
 from bolly_ray.errors import StageError
 from bolly_ray.modules import installed
 from bolly_ray.spec import (
@@ -57,11 +58,7 @@ class Aligners:
         self.loaded: dict[str, tuple[Any, dict[str, Any], str]] = {}
 
     def device(self) -> str:
-        if self.settings.device != "auto":
-            return self.settings.device
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        return torch_device(self.settings.device)
 
     def get(self, language: str) -> tuple[Any, dict[str, Any], str]:
         if language not in self.loaded:
@@ -120,9 +117,8 @@ class AlignStage(Stage):
 
     def resources(self, settings: AlignSettings,  # type: ignore[override]
                   gpus_available: float = 0.0) -> Resources:
-        if settings.device == "cpu" or (settings.device == "auto" and gpus_available < 1):
-            return Resources(cpus=1, gpus=0, memory_mb=3072)
-        return self.spec.resources
+        return device_resources(settings.device, gpus_available, self.spec.resources,
+                                Resources(cpus=1, gpus=0, memory_mb=3072))
 
     def model_id(self, settings: AlignSettings) -> str:  # type: ignore[override]
         return f"wav2vec2:{settings.model or 'whisperx-default'}:{settings.device}"

@@ -22,6 +22,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from bolly_ray.audio import SAMPLE_RATE, read_wav
+from bolly_ray.devices import device_resources
 from bolly_ray.errors import UsageError
 from bolly_ray.gpu_memory import with_batch_halving
 from bolly_ray.modules import installed
@@ -124,9 +125,8 @@ class AsrStage(Stage):
 
     def resources(self, settings: AsrSettings,  # type: ignore[override]
                   gpus_available: float = 0.0) -> Resources:
-        if settings.device == "cpu" or (settings.device == "auto" and gpus_available < 1):
-            return Resources(cpus=2, gpus=0, memory_mb=4096)
-        return self.spec.resources
+        return device_resources(settings.device, gpus_available, self.spec.resources,
+                                Resources(cpus=2, gpus=0, memory_mb=4096))
 
     def model_id(self, settings: AsrSettings) -> str:  # type: ignore[override]
         source = model_source(settings.model)

@@ -19,6 +19,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from bolly_ray.audio import SAMPLE_RATE, read_wav
+from bolly_ray.devices import device_resources, torch_device
 from bolly_ray.errors import StageError
 from bolly_ray.gpu_memory import with_batch_halving
 from bolly_ray.modules import installed
@@ -88,9 +89,8 @@ class DiarizeStage(Stage):
 
     def resources(self, settings: DiarizeSettings,  # type: ignore[override]
                   gpus_available: float = 0.0) -> Resources:
-        if settings.device == "cpu" or (settings.device == "auto" and gpus_available < 1):
-            return Resources(cpus=2, gpus=0, memory_mb=4096)
-        return self.spec.resources
+        return device_resources(settings.device, gpus_available, self.spec.resources,
+                                Resources(cpus=2, gpus=0, memory_mb=4096))
 
     def model_id(self, settings: DiarizeSettings) -> str:  # type: ignore[override]
         folder = local_pipeline(settings.model)
@@ -125,10 +125,7 @@ class DiarizeStage(Stage):
                              f"({type(err).__name__})") from None
         if pipeline is None:  # pyannote returns None for gated models it may not read
             raise StageError(missing_pipeline_message(settings.model))
-        device = settings.device
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        return pipeline.to(torch.device(device))
+        return pipeline.to(torch.device(torch_device(settings.device)))
 
     def run(self, ctx: StageContext, model: Any = None) -> StageResult:
         settings = ctx.settings

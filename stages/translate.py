@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from bolly_ray.devices import device_resources, torch_device
 from bolly_ray.gpu_memory import with_batch_halving
 from bolly_ray.modules import installed
 from bolly_ray.spec import (
@@ -64,9 +65,8 @@ class TranslateStage(Stage):
 
     def resources(self, settings: TranslateSettings,  # type: ignore[override]
                   gpus_available: float = 0.0) -> Resources:
-        if settings.device == "cpu" or (settings.device == "auto" and gpus_available < 1):
-            return Resources(cpus=2, gpus=0, memory_mb=6144)
-        return self.spec.resources
+        return device_resources(settings.device, gpus_available, self.spec.resources,
+                                Resources(cpus=2, gpus=0, memory_mb=6144))
 
     def model_id(self, settings: TranslateSettings) -> str:  # type: ignore[override]
         path = Path(settings.model).expanduser()
@@ -101,12 +101,7 @@ class TranslateStage(Stage):
         return [f"translate: {settings.model}: {snapshot_download(settings.model)}"]
 
     def load_model(self, settings: TranslateSettings) -> Seq2SeqTranslator:  # type: ignore[override]
-        device = settings.device
-        if device == "auto":
-            import torch
-
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        return load_translator(settings.backend, settings.model, device)
+        return load_translator(settings.backend, settings.model, torch_device(settings.device))
 
     def run(self, ctx: StageContext, model: Any = None) -> StageResult:
         settings = ctx.settings

@@ -71,3 +71,14 @@ def test_a_library_whose_parent_package_is_missing_is_simply_not_installed() -> 
 
     assert installed("json") and installed("bolly_ray.stages")
     assert not installed("no_such_parent_pkg.audio")  # find_spec alone would raise here
+
+
+def test_one_rule_decides_whether_a_gpu_kind_stage_needs_a_gpu() -> None:
+    from bolly_ray.devices import device_resources
+    from bolly_ray.spec import Resources
+
+    gpu, cpu = Resources(cpus=1, gpus=1), Resources(cpus=2)
+    assert device_resources("cpu", 4, gpu, cpu) is cpu
+    assert device_resources("auto", 0.5, gpu, cpu) is cpu
+    assert device_resources("auto", 1, gpu, cpu) is gpu
+    assert device_resources("cuda", 0, gpu, cpu) is gpu  # asked for: preflight says it cannot

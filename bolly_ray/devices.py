@@ -1,0 +1,25 @@
+"""Where a GPU-kind stage runs: its `device` setting (auto, cpu, cuda) against what exists.
+
+One rule for every GPU-kind stage: `cpu`, or `auto` where the cluster has no whole GPU,
+means the CPU and the stage's CPU resources; otherwise the GPU. Inside a worker, `auto`
+becomes cuda when PyTorch sees a CUDA device.
+"""
+
+from __future__ import annotations
+
+from bolly_ray.spec import Resources
+
+
+def device_resources(device: str, gpus_available: float, on_gpu: Resources,
+                     on_cpu: Resources) -> Resources:
+    """What one attempt needs with this device setting where `gpus_available` GPUs exist."""
+    return on_cpu if device == "cpu" or (device == "auto" and gpus_available < 1) else on_gpu
+
+
+def torch_device(device: str) -> str:
+    """The PyTorch device for a setting: auto is cuda when PyTorch sees one, else cpu."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"

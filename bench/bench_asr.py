@@ -34,7 +34,8 @@ from bolly_ray.driver import Selection
 from bolly_ray.executors.ray_executor import RayExecutor
 from bolly_ray.job import validate_job
 from bolly_ray.registry import default_registry
-from bolly_ray.stages.asr import AsrSettings, speech_regions
+from bolly_ray.stages.asr import AsrSettings
+from bolly_ray.stages.vad import read_speech
 from bolly_ray.stages.whisper_backends import decoding_options, given_regions, windows
 from bolly_ray.synth import make_speech_wav
 
@@ -100,7 +101,7 @@ def compare(root: Path, wav: Path, asr: dict[str, Any]) -> dict[str, Any]:
     [single] = RayExecutor(registry).run(jobs(root / "one", wav, 1, asr), ONLY)
     manifest = json.loads((single.job_dir / "manifest.json").read_text())
     record = manifest["stages"]["asr"]
-    regions = speech_regions(single.job_dir / manifest["stages"]["vad"]["outputs"]["speech"]
+    regions = read_speech(single.job_dir / manifest["stages"]["vad"]["outputs"]["speech"]
                              ["path"])
     audio = read_wav(single.job_dir / manifest["stages"]["demux"]["outputs"]["audio"]["path"])
     settings = AsrSettings(**asr)

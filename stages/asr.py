@@ -13,7 +13,6 @@ CTranslate2 model folder. The model loads once per worker and serves every job.
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -36,7 +35,8 @@ from bolly_ray.spec import (
     StageSpec,
 )
 from bolly_ray.stages.glossary import Glossary
-from bolly_ray.stages.whisper_backends import FasterWhisper, Region, WhisperX, load_backend
+from bolly_ray.stages.vad import read_speech
+from bolly_ray.stages.whisper_backends import FasterWhisper, WhisperX, load_backend
 from bolly_ray.transcript import Transcript
 
 MAX_HOTWORDS = 60  # Whisper's prompt holds 224 tokens; names are several tokens each
@@ -108,13 +108,6 @@ def with_glossary(settings: AsrSettings, glossary: Path | None) -> AsrSettings:
     return settings.model_copy(update={"hotwords": words[:MAX_HOTWORDS]})
 
 
-def speech_regions(speech: Path | None) -> list[Region] | None:
-    """The VAD stage's regions, or None when there is no VAD output (transcribe it all)."""
-    if speech is None:
-        return None
-    return [(r["start"], r["end"]) for r in json.loads(speech.read_text())["segments"]]
-
-
 class AsrStage(Stage):
     spec = StageSpec(
         name="asr", inputs=("audio",), optional_inputs=("speech", "glossary"),
@@ -171,7 +164,7 @@ class AsrStage(Stage):
         backend = model if model is not None else load_whisper(settings)
         audio = read_wav(ctx.inputs["audio"])
         language = settings.language or ctx.job.get("source_language")
-        regions = speech_regions(ctx.inputs.get("speech"))
+        regions = read_speech(ctx.inputs.get("speech"))  # None: no vad, transcribe it all
         settings = with_glossary(settings, ctx.inputs.get("glossary"))
         import ctranslate2
 

@@ -15,13 +15,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field
 
 from bolly_ray.spec import Resources, Stage, StageContext, StageResult, StageSettings, StageSpec
 from bolly_ray.stages.subtitles import read_transcript
+from bolly_ray.stages.vad import read_speech
 from bolly_ray.transcript import Segment
 
 OUTRO_PHRASES = (
@@ -60,7 +60,7 @@ class FilterStage(Stage):
         settings = ctx.settings
         assert isinstance(settings, FilterSettings)
         transcript = read_transcript(ctx.inputs["speaker_transcript"])
-        speech = read_regions(ctx.inputs.get("speech"))
+        speech = read_speech(ctx.inputs.get("speech"))
         kept, removed = filter_segments(transcript.segments, speech, settings)
         if settings.mode == "flag":
             kept = list(transcript.segments)
@@ -75,12 +75,6 @@ class FilterStage(Stage):
         return StageResult(outputs={"filtered_transcript": "transcript.json",
                                     "hallucinations": "hallucinations.json"},
                            metrics={"removed": len(removed), "kept": len(kept)})
-
-
-def read_regions(path: Path | None) -> list[tuple[float, float]] | None:
-    if path is None:
-        return None
-    return [(r["start"], r["end"]) for r in json.loads(path.read_text())["segments"]]
 
 
 def filter_segments(segments: Sequence[Segment], speech: list[tuple[float, float]] | None,

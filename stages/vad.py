@@ -47,6 +47,13 @@ class VadSettings(OptionalStageSettings):
     pyannote_onset: float = Field(default=0.5, gt=0, lt=1)
 
 
+def read_speech(path: Path | None) -> list[tuple[float, float]] | None:
+    """The regions this stage wrote to `path` (seconds), or None when there is no file."""
+    if path is None:
+        return None
+    return [(r["start"], r["end"]) for r in json.loads(path.read_text())["segments"]]
+
+
 def intersect(first: list[tuple[float, float]], second: list[tuple[float, float]]
               ) -> list[tuple[float, float]]:
     """The stretches both region lists cover (both sorted, neither overlapping itself)."""

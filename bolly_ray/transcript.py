@@ -3,7 +3,8 @@
 A transcript is a list of timed segments, each with optional word timings, a speaker label
 and an `is_lyric` flag. It is the one data shape that ASR, alignment, diarization, the
 filters and the subtitle stage agree on, so it lives here as a strict pydantic model that
-every stage validates when it reads a transcript file.
+every stage validates when it reads a transcript file (`read_transcript`: a bad file is a
+one-line error naming it).
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from bolly_ray.errors import StageError
 
 
 class Word(BaseModel):
@@ -79,3 +82,22 @@ class Transcript(BaseModel):
 
     def write(self, path: Path) -> None:
         path.write_text(self.model_dump_json(indent=2) + "\n", encoding="utf-8")
+
+
+def read_transcript(path: Path) -> Transcript:
+    """The transcript at `path`, or a one-line `StageError` naming the file and the problem."""
+    try:
+        return Transcript.read(path)
+    except ValidationError as error:
+        raise StageError(f"{path}: not a valid transcript: {_first_problem(error)}") from None
+    except OSError as error:
+        raise StageError(f"{path}: cannot read the transcript: {error.strerror or error}"
+                         ) from None
+
+
+def _first_problem(error: ValidationError) -> str:
+    problems = error.errors()
+    where = ".".join(str(part) for part in problems[0]["loc"])
+    message = f"{where}: {problems[0]['msg']}" if where else problems[0]["msg"]
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return " ".join(f"{message}{more}".split())

@@ -31,8 +31,7 @@ from bolly_ray.spec import (
     StageSettings,
     StageSpec,
 )
-from bolly_ray.stages.subtitles import read_transcript
-from bolly_ray.transcript import Alignment, Segment, Transcript, Word
+from bolly_ray.transcript import Alignment, Segment, Transcript, Word, read_transcript
 
 log = logging.getLogger(__name__)
 

@@ -20,9 +20,8 @@ from typing import Any, Literal
 from pydantic import Field
 
 from bolly_ray.spec import Resources, Stage, StageContext, StageResult, StageSettings, StageSpec
-from bolly_ray.stages.subtitles import read_transcript
 from bolly_ray.stages.vad import read_speech
-from bolly_ray.transcript import Segment
+from bolly_ray.transcript import Segment, read_transcript
 
 OUTRO_PHRASES = (
     "thanks for watching", "thank you for watching", "thanks for watching and subscribe",

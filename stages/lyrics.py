@@ -22,8 +22,7 @@ from pydantic import Field
 from bolly_ray.audio import SAMPLE_RATE, read_wav
 from bolly_ray.spec import Resources, Stage, StageContext, StageResult, StageSettings, StageSpec
 from bolly_ray.stages.filter import normalise
-from bolly_ray.stages.subtitles import read_transcript
-from bolly_ray.transcript import Segment
+from bolly_ray.transcript import Segment, read_transcript
 
 if TYPE_CHECKING:  # numpy is imported where it is used: every stage image loads this module
     import numpy as np

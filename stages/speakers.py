@@ -20,8 +20,7 @@ from pydantic import Field
 
 from bolly_ray.errors import StageError
 from bolly_ray.spec import Resources, Stage, StageContext, StageResult, StageSettings, StageSpec
-from bolly_ray.stages.subtitles import read_transcript
-from bolly_ray.transcript import Transcript, Word
+from bolly_ray.transcript import Transcript, Word, read_transcript
 
 Turn = tuple[float, float, str]
 

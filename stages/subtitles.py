@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pysubs2
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from bolly_ray.errors import StageError
 from bolly_ray.spec import Resources, Stage, StageContext, StageResult, StageSettings, StageSpec
 from bolly_ray.stages.subtitle_layout import Cue, LayoutRules, build_cues
-from bolly_ray.transcript import Transcript
+from bolly_ray.transcript import Transcript, read_transcript
 
 SubtitleFormat = Literal["srt", "vtt", "ass"]
 OUTPUT_DIR = "subtitles"
@@ -134,25 +134,6 @@ def write_subtitles(transcript: Transcript, language: str, name: str,
         (out / f"{name}.{language}.{fmt}").write_text(document.to_string(fmt), encoding="utf-8",
                                                       newline="\n")
     return len(cues)
-
-
-def read_transcript(path: Path) -> Transcript:
-    """The transcript at `path`, or a one-line `StageError` naming the file and the problem."""
-    try:
-        return Transcript.read(path)
-    except ValidationError as error:
-        raise StageError(f"{path}: not a valid transcript: {_first_problem(error)}") from None
-    except OSError as error:
-        raise StageError(f"{path}: cannot read the transcript: {error.strerror or error}"
-                         ) from None
-
-
-def _first_problem(error: ValidationError) -> str:
-    problems = error.errors()
-    where = ".".join(str(part) for part in problems[0]["loc"])
-    message = f"{where}: {problems[0]['msg']}" if where else problems[0]["msg"]
-    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-    return " ".join(f"{message}{more}".split())
 
 
 def transcript_language(transcript: Transcript, fallback: str | None) -> str:

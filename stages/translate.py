@@ -32,9 +32,8 @@ from bolly_ray.spec import (
     StageSpec,
 )
 from bolly_ray.stages.glossary import Glossary
-from bolly_ray.stages.subtitles import read_transcript
 from bolly_ray.stages.translators import Seq2SeqTranslator, flores_code, load_translator
-from bolly_ray.transcript import Transcript
+from bolly_ray.transcript import Transcript, read_transcript
 
 OUTPUT_DIR = "translations"
 PLACEHOLDER = re.compile(r"\[\s*(\d+)\s*\]")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -59,6 +60,17 @@ def bolly(*args: str | Path, cwd: Path, plugins: bool = False, timeout: float = 
 
 def read_manifest(job_dir: Path) -> dict:
     return json.loads((job_dir / "manifest.json").read_text())
+
+
+def stage_output(manifest: dict, stage: str, artifact: str) -> dict:
+    """One published JSON artifact, from a manifest with the job folder added as "dir"."""
+    record = manifest["stages"][stage]["outputs"][artifact]
+    return json.loads((manifest["dir"] / record["path"]).read_text())
+
+
+def words_of(text: str) -> list[str]:
+    """Lower-case words, punctuation dropped: what word error rates are computed on."""
+    return re.findall(r"[a-z]+", text.lower())
 
 
 def assert_one_line_error(done: subprocess.CompletedProcess[str], code: int, *needles: str) -> None:

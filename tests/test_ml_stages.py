@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import re
 import time
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from bolly_ray.job import validate_job
 from bolly_ray.registry import default_registry
 from bolly_ray.synth import make_speech_wav
 from bolly_ray.transcript import Segment, Transcript
-from tests.conftest import assert_one_line_error, bolly, read_manifest
+from tests.conftest import assert_one_line_error, bolly, read_manifest, stage_output, words_of
 from tests.models import assemble_base_model
 
 pytestmark = pytest.mark.slow
@@ -66,15 +65,6 @@ def run_job(root: Path, wav: Path, only: str, stages: dict, artifacts: dict | No
     return read_manifest(outcome.job_dir) | {"dir": outcome.job_dir}
 
 
-def output(manifest: dict, stage: str, artifact: str) -> dict:
-    record = manifest["stages"][stage]["outputs"][artifact]
-    return json.loads((manifest["dir"] / record["path"]).read_text())
-
-
-def words_of(text: str) -> list[str]:
-    return re.findall(r"[a-z]+", text.lower())
-
-
 def heard(transcript: dict) -> str:
     return " ".join(words_of(" ".join(s["text"] for s in transcript["segments"])))
 
@@ -90,7 +80,7 @@ def test_both_models_through_both_backends(backend: str, model: str, models: dic
     wav, spans = speech
     manifest = run_job(tmp_path, wav, "demux,vad,asr", {"asr": {
         "model": str(models[model]), "backend": backend, "beam_size": 1, "batch_size": 4}})
-    transcript = output(manifest, "asr", "raw_transcript")
+    transcript = stage_output(manifest, "asr", "raw_transcript")
     assert transcript["language"] == "en"
     assert jiwer.wer(" ".join(words_of(" ".join(SENTENCES))), heard(transcript)) <= 0.10
     # one segment per utterance: the VAD regions (2 s apart) are the decoding windows
@@ -108,7 +98,7 @@ def test_whisperx_uses_its_bundled_pyannote_vad_without_a_vad_stage(
     wav, _ = speech
     manifest = run_job(tmp_path, wav, "demux,asr", {"asr": {
         "model": str(models["base"]), "backend": "whisperx", "batch_size": 4}})
-    transcript = output(manifest, "asr", "raw_transcript")
+    transcript = stage_output(manifest, "asr", "raw_transcript")
     assert jiwer.wer(" ".join(words_of(" ".join(SENTENCES))), heard(transcript)) <= 0.10
     assert transcript["segments"][0]["start"] >= 0.8  # the 1 s of leading silence is skipped
 
@@ -118,8 +108,8 @@ def test_silence_gives_an_empty_transcript_not_hallucinated_text(
     wav = tmp_path / "silence.wav"
     make_speech_wav(wav, [], lead_s=5.0)
     manifest = run_job(tmp_path, wav, "demux,vad,asr", {"asr": {"model": str(models["base"])}})
-    assert output(manifest, "vad", "speech")["segments"] == []
-    assert output(manifest, "asr", "raw_transcript") == {
+    assert stage_output(manifest, "vad", "speech")["segments"] == []
+    assert stage_output(manifest, "asr", "raw_transcript") == {
         "language": "en", "segments": [], "alignment": None, "speakers": None}
 
 
@@ -132,7 +122,7 @@ def test_align_without_wav2vec2_weights_keeps_asr_timings_and_says_why(
     wav, spans = speech
     manifest = run_job(tmp_path, wav, "demux,vad,asr,align", {"asr": {
         "model": str(models["tiny.en"]), "backend": backend, "batch_size": 2}})
-    aligned = output(manifest, "align", "aligned_transcript")
+    aligned = stage_output(manifest, "align", "aligned_transcript")
     assert aligned["alignment"] == {"method": method, "model": None, "reason": ALIGN_MISSING}
     assert f"align: {ALIGN_MISSING}; using " in caplog.text
     for segment, (start, end, _) in zip(aligned["segments"], spans, strict=True):
@@ -183,7 +173,7 @@ def test_optional_diarization_without_weights_is_skipped_and_the_job_succeeds(
     expected = (DIARIZE_MISSING if importlib.util.find_spec("pyannote.audio") else
                 "diarize: pyannote.audio is not installed: pip install 'bolly-ray[ml]'")
     assert record["status"] == "skipped" and record["error"] == expected
-    transcript = output(manifest, "speakers", "speaker_transcript")
+    transcript = stage_output(manifest, "speakers", "speaker_transcript")
     assert transcript["speakers"] is None
     assert all(s["speaker"] is None for s in transcript["segments"])
     assert manifest["status"] == "succeeded"
@@ -200,7 +190,7 @@ def test_speakers_from_a_diarization_land_on_words_and_segments(
     manifest = run_job(tmp_path, wav, "demux,vad,asr,align,speakers",
                        {"asr": {"model": str(models["tiny.en"])}},
                        artifacts={"diarization": str(diarization)})
-    transcript = output(manifest, "speakers", "speaker_transcript")
+    transcript = stage_output(manifest, "speakers", "speaker_transcript")
     assert transcript["speakers"] == ["SPEAKER_1", "SPEAKER_2"]
     expected = ["SPEAKER_1", "SPEAKER_2", "SPEAKER_1", "SPEAKER_2"]
     assert [s["speaker"] for s in transcript["segments"]] == expected
@@ -226,9 +216,9 @@ def test_models_pull_for_a_job_offline_lists_what_it_could_not_fetch(tmp_path: P
 def test_pyannote_second_pass_keeps_every_utterance_within_silero_regions(
         speech: tuple[Path, list], tmp_path: Path) -> None:
     wav, spans = speech
-    silero = output(run_job(tmp_path / "a", wav, "demux,vad", {}), "vad", "speech")
-    both = output(run_job(tmp_path / "b", wav, "demux,vad", {"vad": {"second_pass": "pyannote"}}),
-                  "vad", "speech")
+    silero = stage_output(run_job(tmp_path / "a", wav, "demux,vad", {}), "vad", "speech")
+    confirmed = run_job(tmp_path / "b", wav, "demux,vad", {"vad": {"second_pass": "pyannote"}})
+    both = stage_output(confirmed, "vad", "speech")
     assert both["model"] == ("silero-vad-v6 (onnx, from faster-whisper) + pyannote "
                              "whisperx-bundled")
     assert len(both["segments"]) == len(spans)
@@ -265,7 +255,7 @@ def test_cast_names_reach_the_model_as_prompt_and_as_hotwords(
     def heard_with(name: str, **context: object) -> str:
         asr = {"model": str(models["tiny.en"]), "backend": backend, "batch_size": 2, **context}
         manifest = run_job(tmp_path / name, wav, "demux,vad,asr", {"asr": asr})
-        return " ".join(s["text"] for s in output(manifest, "asr", "raw_transcript")
+        return " ".join(s["text"] for s in stage_output(manifest, "asr", "raw_transcript")
                         ["segments"])
 
     assert not any(name in heard_with("plain") for name in cast)  # tiny.en alone mishears
@@ -366,5 +356,5 @@ def test_glossary_names_reach_asr_as_hotwords(models: dict[str, Path], tmp_path:
     manifest = run_job(tmp_path, wav, "demux,vad,glossary,asr",
                        {"asr": {"model": str(models["tiny.en"])}},
                        artifacts={"film_glossary": str(glossary)})
-    text = " ".join(s["text"] for s in output(manifest, "asr", "raw_transcript")["segments"])
+    text = " ".join(s["text"] for s in stage_output(manifest, "asr", "raw_transcript")["segments"])
     assert "Amitabh Bachchan" in text and "Kajol" in text, text

@@ -17,7 +17,7 @@ from bolly_ray.job import validate_job
 from bolly_ray.registry import default_registry
 from bolly_ray.synth import make_speech_wav
 from bolly_ray.transcript import Segment, Transcript, Word
-from tests.conftest import read_manifest
+from tests.conftest import read_manifest, stage_output
 from tests.tmdb_server import API_KEY, MOVIE_ID, READ_TOKEN, FakeTmdb, tmdb_server
 
 
@@ -40,11 +40,6 @@ def make_wav(root: Path) -> Path:
     if not wav.exists():
         make_speech_wav(wav, ["Hello."])
     return wav
-
-
-def output(manifest: dict, stage: str, artifact: str) -> dict:
-    record = manifest["stages"][stage]["outputs"][artifact]
-    return json.loads((manifest["dir"] / record["path"]).read_text())
 
 
 def write_transcript(path: Path, segments: list[Segment]) -> Path:
@@ -74,10 +69,10 @@ def test_loops_and_outros_over_silence_go_and_genuine_repetition_stays(tmp_path:
     manifest = run_stage(tmp_path, "filter", {
         "speaker_transcript": write_transcript(tmp_path / "t.json", segments),
         "speech": tmp_path / "speech.json"})
-    kept = [s["text"] for s in output(manifest, "filter", "filtered_transcript")["segments"]]
+    kept = [s["text"] for s in stage_output(manifest, "filter", "filtered_transcript")["segments"]]
     assert kept == ["Where were you last night?", "No! No! No!", "I told you, I was at home.",
                     "I will always love you."]
-    removed = output(manifest, "filter", "hallucinations")["removed"]
+    removed = stage_output(manifest, "filter", "hallucinations")["removed"]
     reasons = [r["reason"] for r in removed]
     assert reasons[:19] == ["a loop: the same line 20 times in a row (first kept)"] * 19
     assert removed[-1]["text"] == "Thanks for watching!"
@@ -91,15 +86,15 @@ def test_a_phrase_looped_inside_a_segment_is_kept_once_and_flag_mode_removes_not
     segments = [segment(0.0, 9.0, looped.strip()), segment(9.5, 10.0, "Bye bye bye.")]
     transcript = write_transcript(tmp_path / "t.json", segments)
     dropped = run_stage(tmp_path / "drop", "filter", {"speaker_transcript": transcript})
-    [first, second] = output(dropped, "filter", "filtered_transcript")["segments"]
+    [first, second] = stage_output(dropped, "filter", "filtered_transcript")["segments"]
     assert first["text"] == "Come back please."
     assert [w["text"] for w in first["words"]] == ["Come", "back", "please."]
     assert second["text"] == "Bye bye bye."  # three short repeats are speech, not a loop
     flagged = run_stage(tmp_path / "flag", "filter", {"speaker_transcript": transcript},
                         {"mode": "flag"})
-    assert output(flagged, "filter", "filtered_transcript")["segments"][0]["text"] == \
+    assert stage_output(flagged, "filter", "filtered_transcript")["segments"][0]["text"] == \
         looped.strip()
-    assert len(output(flagged, "filter", "hallucinations")["removed"]) == 1
+    assert len(stage_output(flagged, "filter", "hallucinations")["removed"]) == 1
 
 
 def test_doubtful_segments_by_the_recognisers_own_scores_are_removed(tmp_path: Path) -> None:
@@ -109,9 +104,9 @@ def test_doubtful_segments_by_the_recognisers_own_scores_are_removed(tmp_path: P
                 segment(4.0, 6.0, "mumbled", avg_logprob=-1.6, no_speech_prob=0.8)]
     manifest = run_stage(tmp_path, "filter", {
         "speaker_transcript": write_transcript(tmp_path / "t.json", segments)})
-    kept = output(manifest, "filter", "filtered_transcript")["segments"]
+    kept = stage_output(manifest, "filter", "filtered_transcript")["segments"]
     assert [s["text"] for s in kept] == ["A real line."]
-    reasons = [r["reason"] for r in output(manifest, "filter", "hallucinations")["removed"]]
+    reasons = [r["reason"] for r in stage_output(manifest, "filter", "hallucinations")["removed"]]
     assert reasons == ["compression ratio 3.10 (a loop)",
                        "no-speech probability 0.80 with log-probability -1.60"]
 
@@ -121,7 +116,7 @@ def test_two_people_saying_the_same_line_in_turn_is_dialogue(tmp_path: Path) -> 
                 segment(3.0, 4.0, "Who is this?")]
     manifest = run_stage(tmp_path, "filter", {
         "speaker_transcript": write_transcript(tmp_path / "t.json", segments)})
-    kept = output(manifest, "filter", "filtered_transcript")["segments"]
+    kept = stage_output(manifest, "filter", "filtered_transcript")["segments"]
     assert [s["text"] for s in kept] == ["Hello.", "Hello.", "Who is this?"]
 
 
@@ -155,7 +150,7 @@ def test_tmdb_finds_the_film_from_its_file_name_and_caches_the_answers(
     monkeypatch.setenv("TMDB_API_KEY", API_KEY)
     media = film_named(tmp_path, "Om.Shanti.Om.2007.1080p.BluRay.x264.wav")
     manifest = run_stage(tmp_path, "tmdb", {"media": media}, tmdb_settings(tmdb, tmp_path))
-    film = output(manifest, "tmdb", "film_metadata")
+    film = stage_output(manifest, "tmdb", "film_metadata")
     assert (film["tmdb_id"], film["title"], film["year"]) == (MOVIE_ID, "Om Shanti Om", 2007)
     assert film["found_by"] == "search: 'Om Shanti Om' 2007"
     assert film["cast"][0] == {"name": "Shah Rukh Khan",
@@ -178,7 +173,7 @@ def test_tmdb_waits_out_429_and_500_then_succeeds_with_a_read_token(
     tmdb.failures = [429, 500]
     manifest = run_stage(tmp_path, "tmdb", {}, tmdb_settings(tmdb, tmp_path,
                                                              movie_id=MOVIE_ID))
-    assert output(manifest, "tmdb", "film_metadata")["found_by"] == "movie_id"
+    assert stage_output(manifest, "tmdb", "film_metadata")["found_by"] == "movie_id"
     assert manifest["stages"]["tmdb"]["metrics"]["requests"] == 3
     assert {r["authorization"] for r in tmdb.requests} == {f"Bearer {READ_TOKEN}"}
     assert all("api_key" not in r["query"] for r in tmdb.requests)
@@ -234,21 +229,21 @@ def test_misspelled_cast_names_get_the_tmdb_spelling_and_other_names_stay(
     [outcome] = LocalExecutor(registry).run([job], Selection(only=("tmdb", "glossary", "ner")))
     assert outcome.status == "succeeded", outcome.error
     manifest = read_manifest(outcome.job_dir) | {"dir": outcome.job_dir}
-    texts = [s["text"] for s in output(manifest, "ner", "named_transcript")["segments"]]
+    texts = [s["text"] for s in stage_output(manifest, "ner", "named_transcript")["segments"]]
     assert texts == ["Shah Rukh Khan is here with Deepika Padukone tonight.",
                      "Pappu Master, call Rahul Dravid now.",
                      "Om Kapoor will sing for Mukesh."]
-    first = output(manifest, "ner", "named_transcript")["segments"][0]
+    first = stage_output(manifest, "ner", "named_transcript")["segments"][0]
     assert [w["text"] for w in first["words"]][:3] == ["Shah", "Rukh", "Khan"]
     assert first["words"][0]["start"] == 0.0 and first["words"][2]["end"] <= first["words"][3][
         "start"] + 1e-6
-    changes = output(manifest, "ner", "name_corrections")["corrections"]
+    changes = stage_output(manifest, "ner", "name_corrections")["corrections"]
     assert [(c["found"], c["corrected"], c["source"]) for c in changes] == [
         ("Shahrukh Kahn", "Shah Rukh Khan", "cast"),
         ("Deepika Padukon", "Deepika Padukone", "cast"),
         ("Pappu Mastar", "Pappu Master", "character"),
         ("Om Kapur", "Om Kapoor", "character")]
-    glossary = output(manifest, "glossary", "glossary")["terms"]
+    glossary = stage_output(manifest, "glossary", "glossary")["terms"]
     sources = {t["term"]: t["source"] for t in glossary}
     assert sources["Shantipriya"] == "film" and sources["yaar"] == "starter"
     assert sources["Om Kapoor"] == "character" and sources["Kirron Kher"] == "cast"
@@ -301,9 +296,9 @@ def test_a_music_only_stretch_is_a_song_and_speech_around_it_is_not(tmp_path: Pa
     [outcome] = LocalExecutor(registry).run([job], Selection(only=("demux", "lyrics")))
     assert outcome.status == "succeeded", outcome.error
     manifest = read_manifest(outcome.job_dir) | {"dir": outcome.job_dir}
-    [song] = output(manifest, "lyrics", "songs")["songs"]
+    [song] = stage_output(manifest, "lyrics", "songs")["songs"]
     assert abs(song["start"] - talk_s) <= 1.0 and abs(song["end"] - (talk_s + song_s)) <= 1.0
-    marked = [s["is_lyric"] for s in output(manifest, "lyrics", "transcript")["segments"]]
+    marked = [s["is_lyric"] for s in stage_output(manifest, "lyrics", "transcript")["segments"]]
     assert marked == [False] * 3 + [True] + [False] * 3
 
 
@@ -320,8 +315,8 @@ def test_songs_can_be_dropped_from_the_subtitles(tmp_path: Path) -> None:
     [outcome] = LocalExecutor(registry).run([job], Selection(only=("demux", "lyrics")))
     assert outcome.status == "succeeded", outcome.error
     manifest = read_manifest(outcome.job_dir) | {"dir": outcome.job_dir}
-    assert output(manifest, "lyrics", "transcript")["segments"] == []
-    assert len(output(manifest, "lyrics", "songs")["songs"]) == 1
+    assert stage_output(manifest, "lyrics", "transcript")["segments"] == []
+    assert len(stage_output(manifest, "lyrics", "songs")["songs"]) == 1
 
 
 def test_a_refused_key_fails_tmdb_at_once_with_the_status_and_not_the_key(

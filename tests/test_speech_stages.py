@@ -4,7 +4,6 @@ and Whisper tiny.en (CTranslate2), on speech whose words and timings are known e
 from __future__ import annotations
 
 import json
-import re
 import time
 import wave
 from pathlib import Path
@@ -19,7 +18,7 @@ from bolly_ray.executors import LocalExecutor
 from bolly_ray.job import validate_job
 from bolly_ray.registry import default_registry
 from bolly_ray.synth import make_speech_wav
-from tests.conftest import assert_one_line_error, bolly, read_manifest
+from tests.conftest import assert_one_line_error, bolly, read_manifest, stage_output, words_of
 
 SENTENCES = ["The train to Mumbai leaves at nine.", "Please open the window.",
              "We will meet tomorrow morning."]
@@ -45,20 +44,11 @@ def run_stages(tmp_path: Path, wav: Path, only: str, artifacts: dict | None = No
     return read_manifest(outcome.job_dir) | {"dir": outcome.job_dir}
 
 
-def output(manifest: dict, stage: str, artifact: str) -> dict:
-    return json.loads((manifest["dir"] / manifest["stages"][stage]["outputs"][artifact]
-                       ["path"]).read_text())
-
-
-def words_of(text: str) -> list[str]:
-    return re.findall(r"[a-z]+", text.lower())
-
-
 def test_vad_finds_each_sentence_and_nothing_in_the_gaps(speech: tuple[Path, list],
                                                          tmp_path: Path) -> None:
     wav, spans = speech
     manifest = run_stages(tmp_path, wav, "demux,vad")
-    regions = output(manifest, "vad", "speech")["segments"]
+    regions = stage_output(manifest, "vad", "speech")["segments"]
     assert len(regions) == len(spans)
     for region, (start, end, _) in zip(regions, spans, strict=True):
         assert abs(region["start"] - start) <= 0.3 and abs(region["end"] - end) <= 0.3
@@ -72,7 +62,7 @@ def test_vad_on_silence_finds_no_speech(tmp_path: Path) -> None:
         out.setframerate(16000)
         out.writeframes(bytes(2 * 16000 * 5))
     manifest = run_stages(tmp_path, silent, "demux,vad")
-    assert output(manifest, "vad", "speech")["segments"] == []
+    assert stage_output(manifest, "vad", "speech")["segments"] == []
 
 
 @pytest.mark.skipif(bundled_model() is None, reason="needs the demo extra's Whisper model")
@@ -80,7 +70,7 @@ def test_asr_transcribes_in_the_source_language_with_word_timings(
         speech: tuple[Path, list], tmp_path: Path) -> None:
     wav, spans = speech
     manifest = run_stages(tmp_path, wav, "demux,vad,asr")
-    transcript = output(manifest, "asr", "raw_transcript")
+    transcript = stage_output(manifest, "asr", "raw_transcript")
     assert transcript["language"] == "en"
     heard = words_of(" ".join(s["text"] for s in transcript["segments"]))
     expected = words_of(" ".join(SENTENCES))
@@ -103,7 +93,7 @@ def test_the_vad_regions_are_what_asr_transcribes(speech: tuple[Path, list],
     only_first = tmp_path / "speech.json"
     only_first.write_text(json.dumps({"segments": [{"start": start - 0.2, "end": end + 0.2}]}))
     manifest = run_stages(tmp_path, wav, "demux,asr", artifacts={"speech": str(only_first)})
-    heard = words_of(" ".join(s["text"] for s in output(manifest, "asr", "raw_transcript")
+    heard = words_of(" ".join(s["text"] for s in stage_output(manifest, "asr", "raw_transcript")
                               ["segments"]))
     assert "mumbai" in heard and "window" not in heard and "tomorrow" not in heard
 
@@ -124,7 +114,8 @@ def test_asr_is_reproducible_run_to_run(speech: tuple[Path, list], tmp_path: Pat
     wav, _ = speech
     first = run_stages(tmp_path / "a", wav, "demux,vad,asr")
     second = run_stages(tmp_path / "b", wav, "demux,vad,asr")
-    assert output(first, "asr", "raw_transcript") == output(second, "asr", "raw_transcript")
+    assert (stage_output(first, "asr", "raw_transcript")
+            == stage_output(second, "asr", "raw_transcript"))
 
 
 @pytest.mark.skipif(bundled_model() is None, reason="needs the demo extra's Whisper model")
@@ -133,7 +124,7 @@ def test_word_error_rate_and_every_word_inside_its_cue(speech: tuple[Path, list]
     wav, _ = speech
     manifest = run_stages(tmp_path, wav, "demux,vad,glossary,asr,align,speakers,filter,ner,lyrics,"
                                          "subtitles")
-    transcript = output(manifest, "asr", "raw_transcript")
+    transcript = stage_output(manifest, "asr", "raw_transcript")
     hypothesis = " ".join(words_of(" ".join(s["text"] for s in transcript["segments"])))
     reference = " ".join(words_of(" ".join(SENTENCES)))
     assert jiwer.wer(reference, hypothesis) <= 0.10, hypothesis

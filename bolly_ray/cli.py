@@ -13,16 +13,17 @@ import json
 import logging
 import shlex
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
 
-from bolly_ray.errors import EXIT_FAILED, BollyRayError
+from bolly_ray.errors import EXIT_FAILED, EXIT_USAGE, BollyRayError
 
 if TYPE_CHECKING:
+    from bolly_ray.events import Observers
     from bolly_ray.executors import JobOutcome
     from bolly_ray.registry import Registry
 
@@ -36,6 +37,10 @@ AddressOption = Annotated[str | None, typer.Option(
     help="Ray cluster to join: auto or HOST:PORT (default: RAY_ADDRESS, else embedded Ray)")]
 ExecutorOption = Annotated[str | None, typer.Option(
     envvar="BOLLY_RAY_EXECUTOR", help="ray (default) or local (in-process, one stage at a time)")]
+ProgressOption = Annotated[str, typer.Option(
+    "--progress", help="auto (live display on a terminal, else log lines), rich, plain, "
+    "json (one event per line on stdout) or none")]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress (= --progress none)")]
 SetOption = Annotated[list[str] | None, typer.Option(
     "--set", help="Override a stage setting: STAGE.KEY=VALUE (repeatable)")]
 
@@ -163,13 +168,16 @@ def run(
         help="native (default) or docker: each CPU stage in its own hardened container")] = None,
     offline: Annotated[bool, typer.Option(
         help="Never reach a model hub (HF_HUB_OFFLINE=1 here and on every worker)")] = False,
+    progress: ProgressOption = "auto",
+    quiet: QuietOption = False,
 ) -> None:
     """Run one or more jobs."""
     from bolly_ray.runner import run_jobs
 
-    outcomes = _guard_quietly(lambda: run_jobs(
-        jobs, _registry(), set_ or [], only, from_, force, quiet=as_json, executor=executor,
-        address=address, cpu_stages=cpu_stages, offline=offline))
+    with _progress(progress, quiet or as_json) as observers:
+        outcomes = _guard_quietly(lambda: run_jobs(
+            jobs, _registry(), set_ or [], only, from_, force, observers, executor=executor,
+            address=address, cpu_stages=cpu_stages, offline=offline))
     failed = [o for o in outcomes if o.status != "succeeded"]
     if as_json:
         typer.echo(json.dumps({"jobs": [_outcome_json(o) for o in outcomes]}))
@@ -185,15 +193,28 @@ def run(
 def status(
     target: Annotated[Path, typer.Argument(help="A job folder or a job file")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON")] = False,
+    watch: Annotated[bool, typer.Option(
+        "--watch", "-w", help="Redraw until the run ends; exit 1 if it failed or died")] = False,
+    interval: Annotated[float, typer.Option(help="Seconds between redraws with --watch")] = 1.0,
 ) -> None:
-    """Show a job's stages from its manifest."""
-    from bolly_ray.status import find_manifest, render_manifest
+    """Show a job's stages from its manifest, once or live while it runs."""
+    from bolly_ray.manifest import JobStatus
+    from bolly_ray.status import find_job_dir, find_manifest, render_manifest, run_is_gone
+    from bolly_ray.status import watch as watch_job
 
-    manifest = _guard(lambda: find_manifest(target, _registry()))
     if as_json:
-        typer.echo(manifest.model_dump_json(indent=2))
-    else:
+        typer.echo(_guard(lambda: find_manifest(target, _registry())).model_dump_json(indent=2))
+        return
+    job_dir = _guard(lambda: find_job_dir(target, _registry()))
+    if not watch:
+        manifest = _guard(lambda: find_manifest(job_dir, _registry()))
         Console().print(render_manifest(manifest))
+        if run_is_gone(manifest, job_dir):
+            say("no run holds this job any more; rerun it to resume", style="yellow")
+        return
+    manifest = _guard(lambda: watch_job(job_dir, Console(), interval))
+    if manifest.status != JobStatus.SUCCEEDED:
+        raise typer.Exit(EXIT_FAILED)
 
 
 @app.command()
@@ -202,12 +223,15 @@ def demo(
         "bolly-ray-demo"),
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout")] = False,
     executor: ExecutorOption = None,
+    progress: ProgressOption = "auto",
+    quiet: QuietOption = False,
 ) -> None:
     """Run the pipeline offline on a clip it generates (needs ffmpeg and espeak-ng)."""
     from bolly_ray.demo import run_demo
 
-    outcome = _guard_quietly(lambda: run_demo(folder.resolve(), _registry(), quiet=as_json,
-                                      executor=executor))
+    with _progress(progress, quiet or as_json) as observers:
+        outcome = _guard_quietly(lambda: run_demo(folder.resolve(), _registry(), observers,
+                                                  executor=executor))
     if as_json:
         typer.echo(json.dumps({"jobs": [_outcome_json(outcome)]}))
     if outcome.status != "succeeded":
@@ -403,6 +427,21 @@ def _guard(call: Callable[[], T]) -> T:
         fail(f"{err.filename or ''}: {err.strerror or err}".lstrip(": "), EXIT_FAILED)
     except KeyboardInterrupt:
         fail("interrupted; rerun the same command to resume", 130)
+
+
+@contextlib.contextmanager
+def _progress(mode: str, quiet: bool) -> Iterator[Observers]:
+    """The run's observers; `--quiet` and `--json` mean none unless a mode is asked for."""
+    from bolly_ray.progress import ProgressMode, progress_observers
+
+    try:
+        chosen = ProgressMode(mode)
+    except ValueError:
+        fail(f"unknown --progress {mode!r} (auto, rich, plain, json or none)", EXIT_USAGE)
+    if quiet and chosen == ProgressMode.AUTO:
+        chosen = ProgressMode.NONE
+    with progress_observers(chosen, err_console, sys.stdout) as observers:
+        yield observers
 
 
 def _guard_quietly(call: Callable[[], T]) -> T:

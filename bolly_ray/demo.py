@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from bolly_ray.driver import Selection
-from bolly_ray.events import LoggingObserver, Observers
+from bolly_ray.events import Observers
 from bolly_ray.executors import JobOutcome
 from bolly_ray.hashing import sha256_file
 from bolly_ray.job import job_json_for_disk
@@ -98,7 +98,7 @@ def bundled_model() -> Path | None:
     return model if (model / "model.bin").is_file() else None
 
 
-def run_demo(folder: Path, registry: Registry, quiet: bool = False,
+def run_demo(folder: Path, registry: Registry, observers: Observers | None = None,
              executor: str | None = None) -> JobOutcome:
     video, transcript = build_clip(folder)
     fields: dict[str, object] = {"id": "demo", "title": "bolly-ray demo",
@@ -114,6 +114,6 @@ def run_demo(folder: Path, registry: Registry, quiet: bool = False,
                     "using the clip's script as the transcript")
     job = prepare_job(video, registry, fields, overrides)
     write_atomic(folder / "demo.job.json", job_json_for_disk(job))
-    observers = Observers([] if quiet else [LoggingObserver()])
-    [outcome] = make_executor([job], registry, observers, executor).run([job], Selection())
+    chosen = make_executor([job], registry, observers or Observers(), executor)
+    [outcome] = chosen.run([job], Selection())
     return outcome

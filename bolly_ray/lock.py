@@ -78,3 +78,35 @@ def _write_holder(fd: int, holder: dict[str, object]) -> None:
     os.lseek(fd, 0, os.SEEK_SET)
     os.write(fd, json.dumps(holder).encode())
     os.fsync(fd)
+
+
+def run_holder(job_dir: Path) -> dict[str, object] | None:
+    """Who runs the job now, from the lock's record, or None when no run holds it.
+
+    The record is only read, never locked, so asking can never make a starting run fail. A
+    holder on this host whose process is gone does not count; one on another host is
+    trusted (its process cannot be seen from here)."""
+    try:
+        fd = os.open(job_dir / ".lock", os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        holder = _read_holder(fd)
+    finally:
+        os.close(fd)
+    pid = holder.get("pid")
+    if not isinstance(pid, int):
+        return None
+    if holder.get("host") == socket.gethostname() and not _alive(pid):
+        return None
+    return holder
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: it exists
+        return True
+    return True

@@ -13,7 +13,7 @@ from typing import Any
 
 from bolly_ray.driver import Selection
 from bolly_ray.errors import BollyRayError, UsageError
-from bolly_ray.events import LoggingObserver, Observers
+from bolly_ray.events import Observers
 from bolly_ray.executors import Executor, JobOutcome, LocalExecutor
 from bolly_ray.job import JobBase, load_job
 from bolly_ray.registry import Registry
@@ -40,13 +40,13 @@ OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 
 
 def run_jobs(paths: Sequence[Path], registry: Registry, overrides: Sequence[str],
-             only: str | None, start: str | None, force: bool, quiet: bool = False,
+             only: str | None, start: str | None, force: bool, observers: Observers | None = None,
              executor: str | None = None, address: str | None = None,
              cpu_stages: str | None = None, offline: bool = False) -> list[JobOutcome]:
     jobs = load_jobs(paths, registry, overrides)
     selection = Selection(tuple((only or "").split(",")) if only else (), start, force)
-    observers = Observers([] if quiet else [LoggingObserver()])
-    chosen = make_executor(jobs, registry, observers, executor, address, cpu_stages, offline)
+    chosen = make_executor(jobs, registry, observers or Observers(), executor, address,
+                           cpu_stages, offline)
     return chosen.run(jobs, selection)
 
 

@@ -202,3 +202,35 @@ def test_report_for_a_batch_of_three_jobs_matches_their_manifests(
         sum(m["gpucopy"]["metrics"].get("model_load_s", 0.0) for m in manifests), abs=0.002)
     timelines = [f for f in result["files"] if f.endswith(".ray_timeline.json")]
     assert len(timelines) == 3 and json.loads(Path(timelines[0]).read_text())
+
+
+def test_progress_modes_show_each_stage_with_node_runner_and_audio(
+        media: dict[str, MediaCase], tmp_path: Path) -> None:
+    job_file = gpu_job(media["wav_only"], tmp_path, gpucopy={"device": "cpu"})
+    args = ("run", job_file, "--only", "demux,gpucopy", "--force")
+    as_json = bolly(*args, "--progress", "json", cwd=tmp_path, env=gpu_env())
+    assert as_json.returncode == 0, as_json.stderr
+    events = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert events[0] == {**events[0], "event": "job", "status": "running",
+                         "stages": ["demux", "gpucopy"]}
+    assert events[-1]["event"] == "job" and events[-1]["status"] == "succeeded"
+    ended = {e["stage"]: e for e in events if e["event"] == "stage" and e["status"] != "running"}
+    started = {e["stage"]: e for e in events if e["event"] == "stage" and e["status"] == "running"}
+    manifest = read_manifest(job_dir(tmp_path))["stages"]
+    assert {s: e["runner"] for s, e in started.items()} == {"demux": "task", "gpucopy": "actor"}
+    for stage in ("demux", "gpucopy"):
+        assert ended[stage]["status"] == "succeeded"
+        assert ended[stage]["node"] == manifest[stage]["node_ip"]
+        assert ended[stage]["runner"] == manifest[stage]["runner"] == started[stage]["runner"]
+    assert ended["demux"]["audio_s"] == manifest["demux"]["metrics"]["audio_s"] > 0
+
+    live = bolly(*args, "--progress", "rich", cwd=tmp_path, env=gpu_env())
+    assert live.returncode == 0, live.stderr
+    audio = manifest["demux"]["metrics"]["audio_s"]
+    assert "✓ film demux succeeded · " in live.stderr
+    assert f"{audio:.1f} s of audio" in live.stderr and "job film succeeded" in live.stderr
+
+    quiet = bolly(*args, "-q", cwd=tmp_path, env=gpu_env())
+    assert quiet.returncode == 0 and "demux" not in quiet.stderr + quiet.stdout
+    bad = bolly(*args, "--progress", "loud", cwd=tmp_path, env=gpu_env())
+    assert_one_line_error(bad, 2, "unknown --progress 'loud' (auto, rich, plain, json or none)")

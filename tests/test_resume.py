@@ -164,3 +164,40 @@ def test_ctrl_c_stops_cleanly_and_the_same_command_resumes(
     done = bolly("run", job_file, cwd=tmp_path, plugins=True)
     assert done.returncode == 0, done.stderr
     assert read_manifest(job_dir(tmp_path))["stages"]["slowcopy"]["status"] == "succeeded"
+
+
+def test_status_watch_follows_a_run_to_its_end(media: dict[str, MediaCase],
+                                               tmp_path: Path) -> None:
+    job_file = make_job(media["mp4_aac"], tmp_path, 3.0)
+    run = start_run(job_file)
+    try:
+        wait_until_running(job_dir(tmp_path), "slowcopy")
+        watch = bolly("status", job_dir(tmp_path), "--watch", "--interval", "0.2", cwd=tmp_path)
+    finally:
+        run.wait(timeout=60)
+    assert watch.returncode == 0, watch.stderr
+    # it began while slowcopy ran, so this final frame means it followed the run to its end
+    assert "job film: succeeded" in watch.stdout
+    assert "job film: running" not in watch.stdout  # not a terminal: only the last frame
+    assert read_manifest(job_dir(tmp_path))["status"] == "succeeded"
+
+
+def test_status_of_a_run_that_died_says_so_and_watch_stops(media: dict[str, MediaCase],
+                                                           tmp_path: Path) -> None:
+    job_file = make_job(media["mp4_aac"], tmp_path, 60.0)
+    run = start_run(job_file)
+    wait_until_running(job_dir(tmp_path), "slowcopy")
+    still = bolly("status", job_dir(tmp_path), cwd=tmp_path)
+    assert still.returncode == 0 and "no run holds" not in still.stderr
+    os.kill(run.pid, signal.SIGKILL)
+    run.wait()
+    kill_group(run)
+    once = bolly("status", job_dir(tmp_path), cwd=tmp_path)
+    assert once.returncode == 0
+    assert "job film: running" in once.stdout
+    assert "no run holds this job any more; rerun it to resume" in once.stderr
+    started = time.monotonic()
+    watch = bolly("status", job_dir(tmp_path), "--watch", cwd=tmp_path, timeout=30)
+    assert watch.returncode == 1
+    assert "no run holds this job any more" in watch.stdout
+    assert time.monotonic() - started < 15

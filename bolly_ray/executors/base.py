@@ -31,7 +31,7 @@ from bolly_ray.errors import (
     UsageError,
     WorkerLostError,
 )
-from bolly_ray.events import Observers, StageEvent
+from bolly_ray.events import JobEvent, Observers, StageEvent
 from bolly_ray.images import resolve_images
 from bolly_ray.job import JobBase
 from bolly_ray.joblog import job_logs, working_for
@@ -212,7 +212,11 @@ class Executor(ABC):
         except BollyRayError as err:
             outcomes[session.job.id] = JobOutcome(session.job.id, session.dir.root,
                                                   JobStatus.FAILED, str(err))
+            self.observers.emit(JobEvent(session.job.id, JobStatus.FAILED.value,
+                                         job_dir=str(session.dir.root), message=str(err)))
             return False
+        self.observers.emit(JobEvent(session.job.id, "running", tuple(session.selected),
+                                     str(session.dir.root)))
         if self.containers is not None:  # we hold the job's lock: leftovers are orphans
             removed = self._reap(session.job.id)
             if removed:
@@ -258,7 +262,8 @@ class Executor(ABC):
     def _launch(self, flight: Flight, flights: dict[Hashable, Flight]) -> None:
         session, plan = flight.session, flight.plan
         session.mark_running(plan.stage, flight.attempt)
-        self._emit(plan.job_id, plan.stage, StageStatus.RUNNING, attempt=flight.attempt)
+        self._emit(plan.job_id, plan.stage, StageStatus.RUNNING, attempt=flight.attempt,
+                   runner=self._runner(plan))
         scratch = session.dir.new_scratch(plan.stage, flight.attempt)
         try:
             handle = self._submit(plan, scratch)
@@ -278,8 +283,11 @@ class Executor(ABC):
                 result = err
         if isinstance(result, AttemptOutcome):
             job.running.discard(plan.stage)
+            audio = result.metrics.get("audio_s")
             self._emit(plan.job_id, plan.stage, StageStatus.SUCCEEDED, attempt=flight.attempt,
-                       runner=result.runner, duration_s=time.monotonic() - flight.started)
+                       runner=result.runner, node=result.node_ip,
+                       duration_s=time.monotonic() - flight.started,
+                       audio_s=float(audio) if audio is not None else None)
             return
         if isinstance(result, KeyboardInterrupt | SystemExit):
             raise result
@@ -296,6 +304,7 @@ class Executor(ABC):
         job.running.discard(plan.stage)
         flight.session.mark_failed(plan.stage, error)
         self._emit(plan.job_id, plan.stage, StageStatus.FAILED, attempt=flight.attempt,
+                   runner=self._runner(plan), duration_s=time.monotonic() - flight.started,
                    message=error)
         if flight.session.is_critical(plan.stage) and job.failed is None:
             job.failed = (plan.stage, error)
@@ -306,11 +315,17 @@ class Executor(ABC):
         session.close(status)
         stages = {name: r.status.value for name, r in session.manifest.stages.items()}
         stage, error = job.failed if job.failed else (None, None)
+        self.observers.emit(JobEvent(session.job.id, status.value, job_dir=str(session.dir.root),
+                                     message=f"{stage}: {error}" if error else None))
         return JobOutcome(session.job.id, session.dir.root, status, error, stage, stages)
 
     def _reap(self, job_id: str) -> int:
         """Remove the job's leftover stage containers wherever they can be (here: this host)."""
         return reap(docker_client(), {job_id})
+
+    def _runner(self, plan: AttemptPlan) -> str:
+        """Where an attempt of this stage runs, as the manifest will name it."""
+        return "docker" if self._runtime(plan.stage) else "local"
 
     def _runtime(self, stage: str) -> str | None:
         """What the stage runs in, when that is part of its cache key (a container image)."""

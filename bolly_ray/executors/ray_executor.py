@@ -107,11 +107,16 @@ class RayExecutor(Executor):
                 self._pools[key] = self._new_pool(key, need)
 
     def _save_trace(self, sessions: list[JobSession]) -> None:
+        state_log = logging.getLogger("ray._private.state")  # warns of a future change each call
+        level = state_log.level
+        state_log.setLevel(logging.ERROR)
         try:
             events = json.dumps(ray.timeline())  # the whole run's: asked for once
         except Exception as err:  # a diagnostic: never worth failing a finished job over
             log.debug("no Ray timeline: %s", err)
             return
+        finally:
+            state_log.setLevel(level)
         for session in sessions:
             write_atomic(session.dir.logs / RAY_TIMELINE, events)
 
@@ -145,6 +150,11 @@ class RayExecutor(Executor):
                 stage, plan, shipped, containers)
             self._inflight[ref] = (scratch, ("", None), -1)
         return ref
+
+    def _runner(self, plan: AttemptPlan) -> str:
+        if self._runtime(plan.stage):
+            return "docker"
+        return "actor" if plan.spec.compute == ComputeKind.GPU else "task"
 
     def _collect(self, handles: list[Hashable], timeout: float | None) -> list[Finished]:
         ready, _ = ray.wait(handles, num_returns=1, timeout=timeout)

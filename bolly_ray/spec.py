@@ -155,6 +155,11 @@ class Stage:
         `job` holds the job fields the stage declares."""
         return None
 
+    def check_input(self, artifact: str, path: Path) -> str | None:
+        """What is wrong with an input the job brings itself (`artifacts`), or None; asked
+        before any stage of any job starts, so a bad file is refused under its own name."""
+        return None
+
     def missing_models(self, settings: StageSettings) -> list[str]:
         """Models these settings need that this machine lacks, one line each with the
         command that fetches them; checked before any stage of any job starts."""

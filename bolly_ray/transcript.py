@@ -95,6 +95,19 @@ def read_transcript(path: Path) -> Transcript:
                          ) from None
 
 
+class ChecksTranscriptInputs:
+    """For stages that read transcripts: one the job brings is validated in the preflight."""
+
+    def check_input(self, artifact: str, path: Path) -> str | None:
+        if not artifact.endswith("transcript"):
+            return None
+        try:
+            read_transcript(path)
+        except StageError as err:
+            return str(err)
+        return None
+
+
 def _first_problem(error: ValidationError) -> str:
     problems = error.errors()
     where = ".".join(str(part) for part in problems[0]["loc"])

@@ -31,7 +31,14 @@ from bolly_ray.spec import (
     StageSettings,
     StageSpec,
 )
-from bolly_ray.transcript import Alignment, Segment, Transcript, Word, read_transcript
+from bolly_ray.transcript import (
+    Alignment,
+    ChecksTranscriptInputs,
+    Segment,
+    Transcript,
+    Word,
+    read_transcript,
+)
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +114,7 @@ def aligner_name(settings: AlignSettings, language: str) -> str | None:
     return DEFAULT_ALIGN_MODELS_TORCH.get(language) or DEFAULT_ALIGN_MODELS_HF.get(language)
 
 
-class AlignStage(Stage):
+class AlignStage(ChecksTranscriptInputs, Stage):
     spec = StageSpec(
         name="align", inputs=("raw_transcript", "audio"), outputs=("aligned_transcript",),
         settings_model=AlignSettings, job_fields=("source_language",),

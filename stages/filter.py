@@ -21,7 +21,7 @@ from pydantic import Field
 
 from bolly_ray.spec import Resources, Stage, StageContext, StageResult, StageSettings, StageSpec
 from bolly_ray.stages.vad import read_speech
-from bolly_ray.transcript import Segment, read_transcript
+from bolly_ray.transcript import ChecksTranscriptInputs, Segment, read_transcript
 
 OUTRO_PHRASES = (
     "thanks for watching", "thank you for watching", "thanks for watching and subscribe",
@@ -49,7 +49,7 @@ class FilterSettings(StageSettings):
     outro_phrases: list[str] = Field(default_factory=lambda: list(OUTRO_PHRASES))
 
 
-class FilterStage(Stage):
+class FilterStage(ChecksTranscriptInputs, Stage):
     spec = StageSpec(
         name="filter", inputs=("speaker_transcript",), optional_inputs=("speech",),
         outputs=("filtered_transcript", "hallucinations"), settings_model=FilterSettings,

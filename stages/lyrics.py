@@ -22,7 +22,7 @@ from pydantic import Field
 from bolly_ray.audio import SAMPLE_RATE, read_wav
 from bolly_ray.spec import Resources, Stage, StageContext, StageResult, StageSettings, StageSpec
 from bolly_ray.stages.filter import normalise
-from bolly_ray.transcript import Segment, read_transcript
+from bolly_ray.transcript import ChecksTranscriptInputs, Segment, read_transcript
 
 if TYPE_CHECKING:  # numpy is imported where it is used: every stage image loads this module
     import numpy as np
@@ -45,7 +45,7 @@ class LyricsSettings(StageSettings):
     max_flatness: float = Field(default=0.05, gt=0, lt=1)
 
 
-class LyricsStage(Stage):
+class LyricsStage(ChecksTranscriptInputs, Stage):
     spec = StageSpec(
         name="lyrics", inputs=("named_transcript", "audio"), outputs=("transcript", "songs"),
         settings_model=LyricsSettings, resources=Resources(cpus=1, memory_mb=1024),

@@ -21,7 +21,7 @@ from pydantic import Field
 
 from bolly_ray.spec import Resources, Stage, StageContext, StageResult, StageSettings, StageSpec
 from bolly_ray.stages.glossary import Glossary
-from bolly_ray.transcript import Segment, Word, read_transcript
+from bolly_ray.transcript import ChecksTranscriptInputs, Segment, Word, read_transcript
 
 ENTITY_LABELS = {"PERSON", "ORG", "GPE", "LOC", "NORP", "FAC"}
 CAPITALISED_RUN = re.compile(r"\b[A-Z][a-z']+(?:\s+[A-Z][a-z']+){0,3}\b")
@@ -41,7 +41,7 @@ class Candidate:
     text: str
 
 
-class NerStage(Stage):
+class NerStage(ChecksTranscriptInputs, Stage):
     spec = StageSpec(
         name="ner", inputs=("filtered_transcript",), optional_inputs=("glossary",),
         outputs=("named_transcript", "name_corrections"), settings_model=NerSettings,

@@ -20,7 +20,7 @@ from pydantic import Field
 
 from bolly_ray.errors import StageError
 from bolly_ray.spec import Resources, Stage, StageContext, StageResult, StageSettings, StageSpec
-from bolly_ray.transcript import Transcript, Word, read_transcript
+from bolly_ray.transcript import ChecksTranscriptInputs, Transcript, Word, read_transcript
 
 Turn = tuple[float, float, str]
 
@@ -30,7 +30,7 @@ class SpeakerSettings(StageSettings):
                              "turn takes the nearest turn's speaker when it is this close")
 
 
-class SpeakersStage(Stage):
+class SpeakersStage(ChecksTranscriptInputs, Stage):
     spec = StageSpec(
         name="speakers", inputs=("aligned_transcript",), optional_inputs=("diarization",),
         outputs=("speaker_transcript",), settings_model=SpeakerSettings,

@@ -22,7 +22,7 @@ from pydantic import Field, field_validator, model_validator
 from bolly_ray.errors import StageError
 from bolly_ray.spec import Resources, Stage, StageContext, StageResult, StageSettings, StageSpec
 from bolly_ray.stages.subtitle_layout import Cue, LayoutRules, build_cues
-from bolly_ray.transcript import Transcript, read_transcript
+from bolly_ray.transcript import ChecksTranscriptInputs, Transcript, read_transcript
 
 SubtitleFormat = Literal["srt", "vtt", "ass"]
 OUTPUT_DIR = "subtitles"
@@ -83,7 +83,7 @@ class SubtitleSettings(StageSettings):
             lyric_marker=self.lyric_marker)
 
 
-class SubtitlesStage(Stage):
+class SubtitlesStage(ChecksTranscriptInputs, Stage):
     spec = StageSpec(
         name="subtitles",
         inputs=("transcript",),

@@ -33,7 +33,7 @@ from bolly_ray.spec import (
 )
 from bolly_ray.stages.glossary import Glossary
 from bolly_ray.stages.translators import Seq2SeqTranslator, flores_code, load_translator
-from bolly_ray.transcript import Transcript, read_transcript
+from bolly_ray.transcript import ChecksTranscriptInputs, Transcript, read_transcript
 
 OUTPUT_DIR = "translations"
 PLACEHOLDER = re.compile(r"\[\s*(\d+)\s*\]")
@@ -54,7 +54,7 @@ class TranslateSettings(OptionalStageSettings):
                                            "639-1 -> FLORES-200 codes (e.g. hi: hin_Deva)")
 
 
-class TranslateStage(Stage):
+class TranslateStage(ChecksTranscriptInputs, Stage):
     spec = StageSpec(
         name="translate", inputs=("transcript",), optional_inputs=("glossary",),
         outputs=("translations",), settings_model=TranslateSettings,

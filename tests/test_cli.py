@@ -61,6 +61,21 @@ def test_missing_job_file_and_bad_flags_exit_2(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
+def test_a_broken_transcript_the_job_brings_is_refused_before_anything_runs(
+        media: dict[str, MediaCase], tmp_path: Path) -> None:
+    transcript = tmp_path / "film.transcript.json"
+    transcript.write_text(json.dumps({"language": "hi", "segments": [
+        {"start": 1.0, "end": 2.0, "text": "Palat."}, {"start": 9.0, "end": 3.0, "text": "x"}]}))
+    job_file = tmp_path / "job.json"
+    job_file.write_text(json.dumps({"id": "x", "media": str(media["mp4_aac"].path),
+                                    "artifacts": {"transcript": str(transcript)}}))
+    done = bolly("run", job_file, cwd=tmp_path)
+    assert_one_line_error(done, 2, f"job x: artifacts.transcript: {transcript}: not a valid "
+                          "transcript: segments.1: Value error, segment ends (3.0) before it "
+                          "starts (9.0)")
+    assert not (tmp_path / "out").exists()
+
+
 def test_status_reads_the_manifest_as_table_and_json(tmp_path: Path) -> None:
     demo = bolly("demo", "--out", tmp_path / "demo", "--json", cwd=tmp_path)
     job_dir = Path(json.loads(demo.stdout)["jobs"][0]["job_dir"])

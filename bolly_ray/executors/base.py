@@ -102,6 +102,7 @@ class Executor(ABC):
                 sessions.append(JobSession(job, self.registry, selection))
             except UsageError as err:
                 problems.append(f"job {job.id}: {err}")
+        problems += [problem for s in sessions for problem in self._bad_inputs(s)]
         if problems:
             raise UsageError("\n".join(problems))
         missing = self._missing_models(sessions, problems)
@@ -116,6 +117,20 @@ class Executor(ABC):
         if missing:
             raise UsageError("missing libraries for native stages:\n  " + "\n  ".join(missing))
         return sessions
+
+    def _bad_inputs(self, session: JobSession) -> list[str]:
+        """Files the job brings that a stage it runs would refuse (one line each)."""
+        problems = []
+        for artifact, path in session.job.artifacts.items():
+            for name in session.selected:
+                spec = self.registry[name].spec
+                if artifact not in (*spec.inputs, *spec.optional_inputs):
+                    continue
+                problem = self.registry[name].check_input(artifact, path)
+                if problem:
+                    problems.append(f"job {session.job.id}: artifacts.{artifact}: {problem}")
+                    break
+        return problems
 
     def _missing_models(self, sessions: list[JobSession], problems: list[str]) -> set[str]:
         """Models that required stages lack (all of them, for one message). A stage the job

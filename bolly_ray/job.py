@@ -16,15 +16,44 @@ import re
 from collections.abc import Iterable, Mapping
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+)
 
 from bolly_ray.errors import UsageError
+from bolly_ray.roots import check_paths
 from bolly_ray.spec import StageSpec
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 LANGUAGE_PATTERN = r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$"
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _name(value: str) -> str:
+    """A name that becomes a folder or file name: no separators, no `..`, no leading `-`."""
+    if not re.match(NAME_PATTERN, value):
+        raise ValueError(f"{value!r} is not a usable name: 1-128 letters, digits, '.', '_' or "
+                         "'-', starting with a letter or digit")
+    return value
+
+
+def _path(value: Path) -> Path:
+    if CONTROL_CHARACTERS.search(str(value)):
+        raise ValueError(f"{str(value)!r}: control characters (such as NUL or a newline) are "
+                         "not allowed in paths")
+    return value
+
+
+Name = Annotated[str, AfterValidator(_name), Field(json_schema_extra={"pattern": NAME_PATTERN})]
+SafePath = Annotated[Path, AfterValidator(_path)]
 
 
 class ExecutionSettings(BaseModel):
@@ -41,7 +70,7 @@ class ExecutionSettings(BaseModel):
     address: str | None = Field(
         default=None, description="Ray cluster to join: auto or HOST:PORT (else RAY_ADDRESS, "
         "else an embedded Ray on this machine)")
-    shared_paths: list[Path] = Field(
+    shared_paths: list[SafePath] = Field(
         default_factory=list,
         description="Folders every node can read at the same path: media there runs anywhere")
     offline: bool = Field(
@@ -53,19 +82,19 @@ class JobBase(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     schema_version: Literal[1] = 1
-    id: str = Field(pattern=NAME_PATTERN, description="Job id: the job folder's name")
-    media: Path = Field(description="The source video or audio file")
+    id: Name = Field(description="Job id: the job folder's name")
+    media: SafePath = Field(description="The source video or audio file")
     title: str | None = None
     year: int | None = Field(default=None, ge=1888, le=2100)
-    name: str | None = Field(default=None, pattern=NAME_PATTERN,
-                             description="Base name of the output files (default: the job id)")
+    name: Name | None = Field(default=None,
+                              description="Base name of the output files (default: the job id)")
     source_language: str = Field(default="hi", pattern=LANGUAGE_PATTERN)
     target_languages: list[str] = Field(default_factory=lambda: ["en"])
     created: dt.date = Field(default_factory=dt.date.today,
                              description="Fixes the job folder's date, so reruns find it")
-    user: str = Field(default_factory=lambda: getpass.getuser(), pattern=NAME_PATTERN)
-    out_root: Path = Path("out")
-    artifacts: dict[str, Path] = Field(
+    user: Name = Field(default_factory=lambda: getpass.getuser())
+    out_root: SafePath = Path("out")
+    artifacts: dict[str, SafePath] = Field(
         default_factory=dict,
         description="Artifacts you provide instead of a stage (e.g. transcript: my.json)",
     )
@@ -86,6 +115,13 @@ class JobBase(BaseModel):
     def job_dir(self) -> Path:
         d = self.created
         return self.out_root / f"{d:%Y}" / f"{d:%m}" / f"{d:%d}" / self.user / self.id
+
+    def named_paths(self) -> dict[str, Path]:
+        """Every path the job names, by its field."""
+        return {"media": self.media, "out_root": self.out_root,
+                **{f"artifacts.{k}": v for k, v in self.artifacts.items()},
+                **{f"execution.shared_paths.{i}": p
+                   for i, p in enumerate(self.execution.shared_paths)}}
 
     def stage_settings(self, stage: str) -> BaseModel:
         return getattr(self.stages, stage)  # type: ignore[attr-defined]
@@ -122,7 +158,8 @@ def format_validation_error(err: ValidationError, source: str) -> str:
     lines = []
     for e in err.errors():
         where = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        lines.append(f"{source}: {where}: {e['msg']}")
+        message = e["msg"].removeprefix("Value error, ")
+        lines.append(f"{source}: {where}: {message}")
     return "\n".join(lines)
 
 
@@ -151,7 +188,9 @@ def load_job(path: Path, specs: Iterable[StageSpec], overrides: Iterable[str] = 
     """Read, override (`--set`), validate and anchor a job file."""
     specs = tuple(specs)
     data = apply_overrides(read_job_data(path), overrides, {s.name for s in specs})
-    return validate_job(data, specs, str(path)).resolved(path.parent.resolve())
+    job = validate_job(data, specs, str(path)).resolved(path.parent.resolve())
+    check_paths(job.named_paths(), str(path))
+    return job
 
 
 def apply_overrides(data: dict[str, Any], overrides: Iterable[str],

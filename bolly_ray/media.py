@@ -18,6 +18,7 @@ from bolly_ray.errors import MediaError, StageTimeoutError
 
 MAX_DURATION_S = 12 * 3600.0
 MAX_STREAMS = 64
+MAX_VIDEO_PIXELS = 8192 * 8192
 PROBE_TIMEOUT_S = 60.0
 
 
@@ -47,6 +48,8 @@ class MediaInfo:
     audio: tuple[AudioStream, ...]
     video_streams: int
     subtitle_streams: int
+    video_sizes: tuple[tuple[int, int], ...] = ()
+    """(width, height) of each video stream, as the file declares it."""
 
 
 def ffmpeg_input(path: Path) -> str:
@@ -107,6 +110,8 @@ def _parse_probe(path: Path, data: dict) -> MediaInfo:
         video_streams=sum(1 for s in streams if s.get("codec_type") == "video"
                           and not (s.get("disposition") or {}).get("attached_pic")),
         subtitle_streams=sum(1 for s in streams if s.get("codec_type") == "subtitle"),
+        video_sizes=tuple((int(s.get("width") or 0), int(s.get("height") or 0))
+                          for s in streams if s.get("codec_type") == "video"),
     )
 
 
@@ -138,6 +143,10 @@ def _check_caps(info: MediaInfo) -> None:
     total = len(info.audio) + info.video_streams + info.subtitle_streams
     if total > MAX_STREAMS:
         raise MediaError(f"{info.path}: {total} streams is more than the {MAX_STREAMS} allowed")
+    for width, height in info.video_sizes:
+        if width * height > MAX_VIDEO_PIXELS:
+            raise MediaError(f"{info.path}: a {width}x{height} video stream is more than the "
+                             f"{MAX_VIDEO_PIXELS // 1_000_000} megapixels allowed")
     if info.duration > MAX_DURATION_S:
         raise MediaError(f"{info.path}: duration {info.duration:.0f} s is more than the "
                          f"{MAX_DURATION_S:.0f} s allowed")

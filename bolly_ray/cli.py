@@ -424,7 +424,8 @@ def _guard(call: Callable[[], T]) -> T:
     except BollyRayError as err:
         fail(str(err), err.exit_code)
     except OSError as err:  # disk full, permission denied: the user's to fix, not a bug
-        fail(f"{err.filename or ''}: {err.strerror or err}".lstrip(": "), EXIT_FAILED)
+        hint = "; free space and rerun the same command to resume" if err.errno == 28 else ""
+        fail(f"{err.filename or ''}: {err.strerror or err}{hint}".lstrip(": "), EXIT_FAILED)
     except KeyboardInterrupt:
         fail("interrupted; rerun the same command to resume", 130)
 

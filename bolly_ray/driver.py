@@ -104,9 +104,11 @@ class JobSession:
             if record.status == StageStatus.RUNNING:  # interrupted (Ctrl-C, a crash)
                 record.status, record.error = StageStatus.PENDING, "interrupted"
         self.manifest.status = status
-        self._save()
-        self.dir.clear_scratch()
-        self._lock.release()
+        self.dir.clear_scratch()  # first: on a full disk, that space lets the manifest save
+        try:
+            self._save()
+        finally:
+            self._lock.release()
 
     def _prepare_dir(self) -> None:
         self.dir.create()

@@ -11,8 +11,10 @@ Subclasses only say how an attempt is submitted and how finished attempts are co
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import shutil
 import time
 import traceback
 from abc import ABC, abstractmethod
@@ -64,6 +66,8 @@ class Flight:
     started: float
     losses: int = 0
     """How many of the earlier attempts died with their worker."""
+    scratch: Path | None = None
+    """Where this attempt's results land on the driver's disk."""
 
 
 @dataclass
@@ -279,7 +283,7 @@ class Executor(ABC):
         session.mark_running(plan.stage, flight.attempt)
         self._emit(plan.job_id, plan.stage, StageStatus.RUNNING, attempt=flight.attempt,
                    runner=self._runner(plan))
-        scratch = session.dir.new_scratch(plan.stage, flight.attempt)
+        scratch = flight.scratch = session.dir.new_scratch(plan.stage, flight.attempt)
         try:
             handle = self._submit(plan, scratch)
         except Exception as err:  # a submission that fails is a failed attempt
@@ -306,6 +310,8 @@ class Executor(ABC):
             return
         if isinstance(result, KeyboardInterrupt | SystemExit):
             raise result
+        if flight.scratch is not None:  # a failed attempt's leftovers: free the space now
+            shutil.rmtree(flight.scratch, ignore_errors=True)
         error, retry = self._classify(plan, result)
         delay = self._retry_delay(flight, result) if retry else None
         if delay is not None:
@@ -370,6 +376,10 @@ class Executor(ABC):
             return str(err), plan.spec.retry.retry_timeouts
         if isinstance(err, BollyRayError):
             return str(err), False
+        if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+            where = f" ({err.filename})" if err.filename else ""
+            return (f"{plan.stage}: no space left on device{where}; free space and rerun to "
+                    "resume"), False
         log.debug("%s crashed:\n%s", plan.stage, "".join(traceback.format_exception(err)))
         return f"{plan.stage} crashed: {type(err).__name__}: {err}", False
 

@@ -1,12 +1,17 @@
 """Reading the demuxed WAV (16 kHz mono PCM) into the float arrays speech models take.
 
-numpy is imported on use: every stage module is imported in every stage container, and
-the images of stages that never touch audio samples carry no numpy.
+A film's WAV is read whole only when that is affordable: `read_wav` for short clips, and
+`read_wav_span` and `wav_blocks` for a stretch or block by block, so that a stage's memory
+stays bounded by what it decodes at once, not by the film's length (three hours are 690 MB
+as float32). numpy is imported on use: every stage module is imported in every stage
+container, and the images of stages that never touch audio samples carry no numpy.
 """
 
 from __future__ import annotations
 
 import wave
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,17 +23,54 @@ if TYPE_CHECKING:
 SAMPLE_RATE = 16_000
 
 
-def read_wav(path: Path) -> np.ndarray:
-    """Samples in [-1, 1] as float32; refuses anything but 16 kHz mono 16-bit PCM."""
+@contextmanager
+def open_wav(path: Path) -> Iterator[wave.Wave_read]:
+    """The WAV open for reading; refuses anything but 16 kHz mono 16-bit PCM."""
     try:
-        with wave.open(str(path), "rb") as wav:
-            shape = (wav.getframerate(), wav.getnchannels(), wav.getsampwidth())
-            frames = wav.readframes(wav.getnframes())
+        wav = wave.open(str(path), "rb")
     except (wave.Error, EOFError, OSError) as err:
         raise MediaError(f"{path}: not a readable WAV file ({err})") from None
-    if shape != (SAMPLE_RATE, 1, 2):
-        raise MediaError(f"{path}: expected 16 kHz mono 16-bit PCM, found {shape[0]} Hz, "
-                         f"{shape[1]} channel(s), {8 * shape[2]}-bit")
+    with wav:
+        shape = (wav.getframerate(), wav.getnchannels(), wav.getsampwidth())
+        if shape != (SAMPLE_RATE, 1, 2):
+            raise MediaError(f"{path}: expected 16 kHz mono 16-bit PCM, found {shape[0]} Hz, "
+                             f"{shape[1]} channel(s), {8 * shape[2]}-bit")
+        yield wav
+
+
+def _floats(wav: wave.Wave_read, frames: int, path: Path) -> np.ndarray:
     import numpy as np
 
-    return np.frombuffer(frames, dtype="<i2").astype(np.float32) / 32768.0
+    try:
+        data = wav.readframes(frames)
+    except (wave.Error, EOFError, OSError) as err:
+        raise MediaError(f"{path}: not a readable WAV file ({err})") from None
+    return np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
+
+
+def read_wav(path: Path) -> np.ndarray:
+    """Samples in [-1, 1] as float32; refuses anything but 16 kHz mono 16-bit PCM."""
+    with open_wav(path) as wav:
+        return _floats(wav, wav.getnframes(), path)
+
+
+def wav_samples(path: Path) -> int:
+    """How many samples the WAV holds (its header says so; nothing is decoded)."""
+    with open_wav(path) as wav:
+        return wav.getnframes()
+
+
+def read_wav_span(path: Path, start_s: float, end_s: float) -> np.ndarray:
+    """The samples from `start_s` to `end_s` (clipped to the file) as float32 in [-1, 1]."""
+    with open_wav(path) as wav:
+        first = min(max(0, round(start_s * SAMPLE_RATE)), wav.getnframes())
+        last = min(max(first, round(end_s * SAMPLE_RATE)), wav.getnframes())
+        wav.setpos(first)
+        return _floats(wav, last - first, path)
+
+
+def wav_blocks(path: Path, block: int) -> Iterator[np.ndarray]:
+    """The whole file as consecutive float32 blocks of `block` samples (the last shorter)."""
+    with open_wav(path) as wav:
+        for _ in range(0, wav.getnframes(), block):
+            yield _floats(wav, block, path)

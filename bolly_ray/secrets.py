@@ -9,7 +9,8 @@ gated Hugging Face models) receive a `Secrets` object; its values are `SecretStr
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
@@ -37,6 +38,34 @@ class Secrets(BaseModel):
         """The values in clear, for handing to a container through a private file."""
         return {name: value.get_secret_value() for name in type(self).model_fields
                 if (value := getattr(self, name)) is not None}
+
+
+    @contextmanager
+    def exported(self) -> Iterator[None]:
+        """These secrets in this process's environment for the block, and gone after (an
+        actor loading a gated model reads the token the library's way, from HF_TOKEN)."""
+        values = {ENVIRONMENT[name]: value for name, value in self.reveal().items()}
+        before = {var: os.environ.get(var) for var in values}
+        os.environ.update(values)
+        try:
+            yield
+        finally:
+            for var, old in before.items():
+                if old is None:
+                    os.environ.pop(var, None)
+                else:
+                    os.environ[var] = old
+
+
+@contextmanager
+def withheld_from_children() -> Iterator[None]:
+    """No secret in os.environ for the block, so processes started in it (an embedded Ray's
+    raylet, and every worker it forks) never inherit one; restored afterwards."""
+    saved = {var: os.environ.pop(var) for var in ENVIRONMENT.values() if var in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
 
 
 def hf_token() -> str | None:

@@ -85,7 +85,7 @@ class DiarizeStage(Stage):
         name="diarize", inputs=("audio",), outputs=("diarization",),
         settings_model=DiarizeSettings, compute=ComputeKind.GPU, critical=False,
         resources=Resources(cpus=1, gpus=0.5, memory_mb=4096), timeout_s=6 * 3600,
-        version="1")
+        secrets=("hf_token",), version="1")
 
     def resources(self, settings: DiarizeSettings,  # type: ignore[override]
                   gpus_available: float = 0.0) -> Resources:

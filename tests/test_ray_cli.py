@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -234,3 +236,36 @@ def test_progress_modes_show_each_stage_with_node_runner_and_audio(
     assert quiet.returncode == 0 and "demux" not in quiet.stderr + quiet.stdout
     bad = bolly(*args, "--progress", "loud", cwd=tmp_path, env=gpu_env())
     assert_one_line_error(bad, 2, "unknown --progress 'loud' (auto, rich, plain, json or none)")
+
+
+def test_canary_secrets_reach_only_their_stage_and_are_written_nowhere(
+        media: dict[str, MediaCase], tmp_path: Path) -> None:
+    from tests.tmdb_server import API_KEY, MOVIE_ID, tmdb_server
+
+    hf_canary = "hf_canary_token_0e9b41d7"
+    ray_tmp = Path(tempfile.mkdtemp(prefix="br-", dir="/tmp"))  # Ray's socket paths are short
+    job_file = gpu_job(media["wav_only"], tmp_path, gpucopy={"device": "cpu"})
+    try:
+        with tmdb_server() as tmdb:
+            job = json.loads(job_file.read_text())
+            job["stages"].update(tmdb={"api_base": tmdb.url, "movie_id": MOVIE_ID,
+                                       "cache_dir": str(tmp_path / "tmdb-cache"),
+                                       "backoff_s": 0.01})
+            job_file.write_text(json.dumps(job))
+            done = bolly("run", job_file, "--only", "demux,tmdb,gpucopy,slowcopy",
+                         "--progress", "json", cwd=tmp_path, env=gpu_env(
+                             TMDB_API_KEY=API_KEY, HF_TOKEN=hf_canary, RAY_TMPDIR=str(ray_tmp)))
+        assert done.returncode == 0, done.stderr
+        assert tmdb.requests and tmdb.requests[0]["query"]["api_key"] == API_KEY  # it was used
+        stages = read_manifest(job_dir(tmp_path))["stages"]
+        assert stages["tmdb"]["status"] == "succeeded", stages["tmdb"]["error"]
+        assert stages["gpucopy"]["metrics"]["secret_env_vars"] == 0  # an actor's environment
+        assert stages["slowcopy"]["metrics"]["secret_env_vars"] == 0  # a task's environment
+        written = [done.stdout, done.stderr] + [
+            p.read_bytes().decode("utf-8", "replace")
+            for folder in (tmp_path / "out", ray_tmp) for p in folder.rglob("*")
+            if p.is_file() and not p.is_symlink()]
+        for canary in (API_KEY, hf_canary):
+            assert not [text for text in written if canary in text]
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
-from bolly_ray.secrets import Secrets
+import pytest
+
+from bolly_ray.secrets import Secrets, withheld_from_children
 from tests.conftest import assert_one_line_error, bolly
 
 CANARY = "canary-secret-4f1d"
@@ -34,3 +39,23 @@ def test_the_environment_secret_never_reaches_the_job_folder(tmp_path: Path) -> 
     for path in (tmp_path / "demo").rglob("*"):
         if path.is_file():
             assert CANARY.encode() not in path.read_bytes(), path
+
+
+def test_a_stage_secret_is_in_the_environment_only_while_it_is_exported(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    secrets = Secrets(hf_token="hf_canary_exported")
+    with secrets.exported():
+        assert os.environ["HF_TOKEN"] == "hf_canary_exported"
+    assert "HF_TOKEN" not in os.environ
+
+
+def test_processes_started_while_secrets_are_withheld_never_see_them(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TMDB_API_KEY", "canary-withheld")
+    with withheld_from_children():
+        child = subprocess.run([sys.executable, "-c", "import os; print(os.environ.get("
+                                "'TMDB_API_KEY', 'absent'))"], capture_output=True, text=True,
+                               check=True)
+    assert child.stdout.strip() == "absent"
+    assert os.environ["TMDB_API_KEY"] == "canary-withheld"  # the driver keeps it

@@ -33,6 +33,7 @@ from bolly_ray.executors.ray_worker import StageActor, WorkerResult, cpu_attempt
 from bolly_ray.hardware import detect_gpus
 from bolly_ray.registry import Registry
 from bolly_ray.report import RAY_TIMELINE
+from bolly_ray.secrets import Secrets, withheld_from_children
 from bolly_ray.spec import (
     SOURCE_ARTIFACT,
     ComputeKind,
@@ -209,7 +210,9 @@ class RayExecutor(Executor):
                                    "max_restarts": ACTOR_RESTARTS}
         if stage.spec.node_labels:
             options["label_selector"] = dict(stage.spec.node_labels)
-        actors = [StageActor.options(**options).remote(stage, need.settings) for _ in range(size)]
+        secrets = Secrets.from_env().only(stage.spec.secrets)
+        actors = [StageActor.options(**options).remote(stage, need.settings, secrets)
+                  for _ in range(size)]
         log.info("%s: %d actor(s) with %g GPU each", key[0], size, need.resources.gpus)
         return _Pool(actors, Counter())
 
@@ -273,7 +276,8 @@ def connect(address: str | None, worker_env: dict[str, str] | None = None) -> bo
         return False
     # Ray 2.60 resolves a loopback node address to the machine's own address, so an
     # embedded Ray is reachable from the network; its token auth (on by default) guards it.
-    ray.init(address="local", include_dashboard=False, num_gpus=detect_gpus(), **quiet)
+    with withheld_from_children():  # workers get only what their stage declares
+        ray.init(address="local", include_dashboard=False, num_gpus=detect_gpus(), **quiet)
     return True
 
 

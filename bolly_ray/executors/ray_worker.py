@@ -23,6 +23,7 @@ from bolly_ray.attempt import run_attempt
 from bolly_ray.container import ContainerRunner, docker_client, reap
 from bolly_ray.driver import AttemptPlan
 from bolly_ray.errors import BollyRayError
+from bolly_ray.secrets import Secrets
 from bolly_ray.spec import Stage, StageSettings
 from bolly_ray.transfer import PackedArtifact, pack, unpack
 
@@ -78,12 +79,13 @@ def cpu_attempt(stage: Stage, plan: AttemptPlan, shipped: dict[str, Any],
 class StageActor:
     """Owns one loaded model and runs one stage's attempts for every job, one at a time."""
 
-    def __init__(self, stage: Stage, settings: StageSettings) -> None:
+    def __init__(self, stage: Stage, settings: StageSettings, secrets: Secrets) -> None:
         self.stage = stage
         self.load_error: Exception | None = None
         started = time.perf_counter()
         try:
-            self.model = stage.load_model(settings)
+            with secrets.exported():  # the stage's own secrets, only while it loads
+                self.model = stage.load_model(settings)
         except Exception as err:  # reported by run(): a dead actor would look like a lost node
             self.model, self.load_error = None, err
         self.unreported_loads = 1

@@ -22,6 +22,9 @@ from bolly_ray.spec import (
     StageSpec,
 )
 
+SECRET_VARS = ("TMDB_API_KEY", "TMDB_READ_TOKEN", "HF_TOKEN")
+"""Reported as a metric: a stage that did not declare them must never see them."""
+
 
 class GpuCopySettings(StageSettings):
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -51,4 +54,6 @@ class GpuCopyStage(Stage):
                            metrics={"cuda_visible": float(bool(os.environ.get(
                                "CUDA_VISIBLE_DEVICES"))),
                                     "hf_hub_offline": float(os.environ.get(
-                                        "HF_HUB_OFFLINE") == "1")})
+                                        "HF_HUB_OFFLINE") == "1"),
+                                    "secret_env_vars": float(sum(
+                                        var in os.environ for var in SECRET_VARS))})

@@ -6,6 +6,7 @@ kill a run in the middle of a stage that has already written part of its output.
 
 from __future__ import annotations
 
+import os
 import time
 
 from pydantic import Field
@@ -29,4 +30,6 @@ class SlowCopyStage(Stage):
             f.flush()
             time.sleep(ctx.settings.pause_s)  # type: ignore[attr-defined]
             f.write(data[len(data) // 2:])
-        return StageResult(outputs={"audio_copy": "copy.wav"})
+        visible = sum(var in os.environ for var in ("TMDB_API_KEY", "TMDB_READ_TOKEN", "HF_TOKEN"))
+        return StageResult(outputs={"audio_copy": "copy.wav"},
+                           metrics={"secret_env_vars": float(visible)})

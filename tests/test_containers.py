@@ -245,3 +245,28 @@ def test_the_tmdb_key_reaches_its_container_only_through_a_private_file(
     assert {r["query"].get("api_key") for r in tmdb.requests} == {API_KEY}
     assert API_KEY not in "\n".join(p.read_text(errors="replace") for p in folder.rglob("*")
                                     if p.is_file()) + done.stdout + done.stderr
+
+
+def test_a_stage_over_its_memory_limit_is_reported_as_out_of_memory(
+        stage_images: dict, docker_client: object, tmp_path: Path) -> None:
+    glossary = tmp_path / "huge-glossary.tsv"  # 1.5 M names: far past glossary's 256 MB limit
+    with glossary.open("w") as out:
+        for n in range(1_500_000):
+            out.write(f"Name{n}\tName{n}\tNaam{n}|Nam{n}\tan absurdly long film glossary\n")
+    film = tmp_path / "film.wav"
+    make_speech_wav(film, ["Hello."])
+    job_file = tmp_path / "job.json"
+    job_file.write_text(json.dumps({"id": "oom", "media": str(film),
+                                    "out_root": str(tmp_path / "out"),
+                                    "artifacts": {"film_glossary": str(glossary)}}))
+    done = bolly("run", job_file, "--only", "glossary", "--cpu-stages", "docker", cwd=tmp_path,
+                 timeout=300)
+    assert done.returncode == 1
+    message = "glossary: out of memory in its container (limit 256 MB)"
+    assert message in " ".join(done.stderr.split())
+    [folder] = (tmp_path / "out").glob("*/*/*/*/oom")
+    record = read_manifest(folder)["stages"]["glossary"]
+    assert (record["status"], record["error"], record["outputs"]) == ("failed", message, {})
+    assert record["attempts"] == default_registry()["glossary"].spec.retry.max_attempts
+    assert docker_client.containers.list(  # type: ignore[attr-defined]
+        all=True, filters={"label": "bolly-ray.job=oom"}) == []

@@ -36,7 +36,7 @@ def test_every_invalid_field_is_reported_on_its_own_line(tmp_path: Path, registr
     with pytest.raises(UsageError) as err:
         load_job(path, registry.specs)
     lines = str(err.value).splitlines()
-    assert f"{path}: id: String should match pattern" in lines[0]
+    assert f"{path}: id: '../escape' is not a usable name" in lines[0]
     assert any(line.startswith(f"{path}: year: ") for line in lines)
     assert any(line.startswith(f"{path}: colour: Extra inputs are not permitted")
                for line in lines)

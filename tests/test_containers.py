@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import signal
 import subprocess
 import time
@@ -270,3 +271,45 @@ def test_a_stage_over_its_memory_limit_is_reported_as_out_of_memory(
     assert record["attempts"] == default_registry()["glossary"].spec.retry.max_attempts
     assert docker_client.containers.list(  # type: ignore[attr-defined]
         all=True, filters={"label": "bolly-ray.job=oom"}) == []
+
+
+def test_stage_containers_killed_at_random_during_a_batch_change_no_output(
+        stage_images: dict, docker_client: object, tmp_path: Path) -> None:
+    demo = json.loads(demo_job(tmp_path / "demo").read_text())
+    # greedy decoding only: CTranslate2's sampling for temperature fallback draws from
+    # per-thread generators that a warm model never reseeds, so a batch's later jobs would
+    # differ from a calm run whatever the containers do (see docs/RELIABILITY.md)
+    demo["stages"]["asr"]["temperatures"] = [0.0]
+
+    def batch(name: str) -> list[str]:
+        files = []
+        for n in range(2):
+            job = demo | {"id": f"{name}{n}", "name": "demo",
+                          "out_root": str(tmp_path / f"{name}{n}")}
+            files.append(str(tmp_path / f"{name}{n}.json"))
+            Path(files[-1]).write_text(json.dumps(job))
+        return files
+
+    calm = bolly("run", *batch("calm"), "--cpu-stages", "docker", cwd=tmp_path, timeout=600)
+    assert calm.returncode == 0, calm.stderr
+    run = subprocess.Popen([str(BOLLY_RAY), "run", *batch("chaos"), "--cpu-stages", "docker"],
+                           cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    rng, killed = random.Random(20261129), []
+    while run.poll() is None and len(killed) < 4:  # bounded: within every stage's retry budget
+        time.sleep(rng.uniform(0.3, 1.5))
+        running = sorted(docker_client.containers.list(  # type: ignore[attr-defined]
+            filters={"label": "bolly-ray.stage", "status": "running"}), key=lambda c: c.name)
+        ours = [c for c in running if c.labels["bolly-ray.job"].startswith("chaos")]
+        if ours:
+            victim = rng.choice(ours)
+            with contextlib.suppress(Exception):  # it may have finished a moment ago
+                victim.kill()
+                killed.append(victim.labels["bolly-ray.stage"])
+    _, stderr = run.communicate(timeout=600)
+    assert run.returncode == 0, stderr
+    assert killed, "no container was running to kill"
+    for n in range(2):
+        assert outputs(tmp_path / f"chaos{n}") == outputs(tmp_path / f"calm{n}")
+    assert docker_client.containers.list(  # type: ignore[attr-defined]
+        all=True, filters={"label": "bolly-ray.stage"}) == []
+    print(f"killed containers of: {', '.join(killed)}")

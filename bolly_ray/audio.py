@@ -1,7 +1,7 @@
 """Reading the demuxed WAV (16 kHz mono PCM) into the float arrays speech models take.
 
 A film's WAV is read whole only when that is affordable: `read_wav` for short clips, and
-`read_wav_span` and `wav_blocks` for a stretch or block by block, so that a stage's memory
+`read_wav_span` for a stretch (a window, a span of speech), so that a stage's memory
 stays bounded by what it decodes at once, not by the film's length (three hours are 690 MB
 as float32). numpy is imported on use: every stage module is imported in every stage
 container, and the images of stages that never touch audio samples carry no numpy.
@@ -27,7 +27,7 @@ SAMPLE_RATE = 16_000
 def open_wav(path: Path) -> Iterator[wave.Wave_read]:
     """The WAV open for reading; refuses anything but 16 kHz mono 16-bit PCM."""
     try:
-        wav = wave.open(str(path), "rb")
+        wav = wave.open(str(path), "rb")  # noqa: SIM115 - closed by the `with` below
     except (wave.Error, EOFError, OSError) as err:
         raise MediaError(f"{path}: not a readable WAV file ({err})") from None
     with wav:
@@ -61,16 +61,10 @@ def wav_samples(path: Path) -> int:
 
 
 def read_wav_span(path: Path, start_s: float, end_s: float) -> np.ndarray:
-    """The samples from `start_s` to `end_s` (clipped to the file) as float32 in [-1, 1]."""
+    """The samples from `start_s` to `end_s` (clipped to the file) as float32 in [-1, 1]:
+    a long film is read a window at a time, never whole."""
     with open_wav(path) as wav:
         first = min(max(0, round(start_s * SAMPLE_RATE)), wav.getnframes())
         last = min(max(first, round(end_s * SAMPLE_RATE)), wav.getnframes())
         wav.setpos(first)
         return _floats(wav, last - first, path)
-
-
-def wav_blocks(path: Path, block: int) -> Iterator[np.ndarray]:
-    """The whole file as consecutive float32 blocks of `block` samples (the last shorter)."""
-    with open_wav(path) as wav:
-        for _ in range(0, wav.getnframes(), block):
-            yield _floats(wav, block, path)

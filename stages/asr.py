@@ -7,20 +7,28 @@ Whisper's translate task is never used: subtitles in other languages come from t
 translation stage. The VAD regions are what the model decodes, and the prompt and
 hotwords (cast names, glossary terms) its decoding context. `asr.model` is a Whisper name
 (looked up in the local Hugging Face cache; nothing is downloaded offline) or a local
-CTranslate2 model folder. The model loads once per worker and serves every job.
+CTranslate2 model folder. The model loads once per worker and serves every job. A film
+longer than a few minutes is decoded in spans read one at a time from the WAV: runs of
+nearby regions, never the silence between them, so memory does not grow with the film; a
+region too long for one call is cut into pieces that overlap, stitched where both pieces
+heard the same pause so that no word is lost or repeated.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
+import math
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field
 
-from bolly_ray.audio import SAMPLE_RATE, read_wav
+from bolly_ray.audio import SAMPLE_RATE, read_wav_span, wav_samples
 from bolly_ray.devices import device_resources
 from bolly_ray.errors import UsageError
 from bolly_ray.gpu_memory import with_batch_halving
@@ -35,11 +43,22 @@ from bolly_ray.spec import (
     StageSpec,
 )
 from bolly_ray.stages.glossary import Glossary
-from bolly_ray.stages.vad import read_speech
-from bolly_ray.stages.whisper_backends import FasterWhisper, WhisperX, load_backend
-from bolly_ray.transcript import Transcript
+from bolly_ray.stages.vad import intersect, read_speech
+from bolly_ray.stages.whisper_backends import (
+    WINDOW_S,
+    FasterWhisper,
+    Region,
+    WhisperX,
+    load_backend,
+)
+from bolly_ray.transcript import Segment, Transcript
 
 MAX_HOTWORDS = 60  # Whisper's prompt holds 224 tokens; names are several tokens each
+SPAN_S = 300.0  # audio per model call on a long film: bounds samples and features in memory
+SPAN_GAP_S = 10.0  # a longer silence between regions ends a span (it is never read)
+SPAN_PAD_S = 1.0  # audio read on each side of a span's regions, so no feature sees an edge
+OVERLAP_S = 2.0  # pieces of a hard-split region overlap this much; words are stitched in it
+HOP_S = 0.01  # Whisper's feature hop: a span starting on it sees the whole file's frames
 
 
 class AsrSettings(StageSettings):
@@ -63,8 +82,10 @@ class AsrSettings(StageSettings):
     hotwords: list[str] = Field(default_factory=list, description="Names and terms to favour")
     cpu_threads: int = Field(default=0, ge=0, description="CPU threads (0: every core; Ray "
                              "would otherwise give a CPU actor one thread)")
-    seed: int = Field(default=0, description="Seed of the temperature-fallback sampling, so "
-                      "that a rerun transcribes the same way")
+    seed: int = Field(default=0, description="Seed of the temperature-fallback sampling. It "
+                      "makes a fresh worker's first job reproducible; CTranslate2 never "
+                      "reseeds its decoding threads, so a warm model's later jobs may sample "
+                      "differently where fallback happens (temperatures=[0.0] never samples)")
     glossary_hotwords: Literal["names", "all", "none"] = Field(
         default="names", description="Glossary entries added to the hotwords: the cast, "
         "character and film names, every term, or none")
@@ -108,13 +129,140 @@ def with_glossary(settings: AsrSettings, glossary: Path | None) -> AsrSettings:
     return settings.model_copy(update={"hotwords": words[:MAX_HOTWORDS]})
 
 
+@dataclass(frozen=True)
+class Span:
+    """One model call: the audio from `start` to `end` (seconds in the file) and the clips
+    the model decodes in it (file seconds); `vad` False when there were no VAD regions and
+    the backend decodes (or finds speech in) all of it."""
+
+    start: float
+    end: float
+    clips: tuple[Region, ...]
+    vad: bool = True
+
+
+def hard_split(regions: Sequence[Region], limit_s: float, overlap_s: float = OVERLAP_S
+               ) -> list[Region]:
+    """Regions longer than `limit_s` cut into equal pieces that overlap by `overlap_s`."""
+    pieces: list[Region] = []
+    for start, end in regions:
+        parts = max(1, math.ceil((end - start - overlap_s) / (limit_s - overlap_s) - 1e-9))
+        step = (end - start - overlap_s) / parts if parts > 1 else end - start
+        pieces += [(start + i * step, min(end, start + (i + 1) * step + overlap_s))
+                   for i in range(parts)]
+    return pieces
+
+
+def plan_spans(regions: list[Region] | None, audio_s: float, piece_s: float,
+               span_s: float, overlap_s: float = OVERLAP_S) -> list[Span]:
+    """The model calls for a file: one for all of it when it is short (as it always was),
+    else runs of nearby regions; overlapping pieces of a hard split are separate calls."""
+    short = audio_s <= span_s
+    limit = span_s if short else span_s - 2 * SPAN_PAD_S
+    pieces = hard_split(regions if regions is not None else [(0.0, audio_s)],
+                        min(piece_s, limit), overlap_s)
+    groups: list[list[Region]] = []
+    for piece in pieces:
+        last = groups[-1] if groups else None
+        if (last is None or piece[0] < last[-1][1] or (not short and (
+                piece[1] - last[0][0] > limit or piece[0] - last[-1][1] > SPAN_GAP_S))):
+            groups.append([piece])
+        else:
+            last.append(piece)
+    if short:
+        return [Span(0.0, audio_s, tuple(g), regions is not None) for g in groups]
+    pad = SPAN_PAD_S if regions is not None else 0.0  # without VAD a span decodes all it reads
+    return [Span(on_hop(max(0.0, g[0][0] - pad)), min(audio_s, g[-1][1] + pad), tuple(g),
+                 regions is not None) for g in groups]
+
+
+def on_hop(seconds: float) -> float:
+    return round(math.floor(seconds / HOP_S + 1e-6) * HOP_S, 2)
+
+
+def shifted(segment: Segment, offset: float) -> Segment:
+    if not offset:
+        return segment
+    return segment.model_copy(update={
+        "start": round(segment.start + offset, 3), "end": round(segment.end + offset, 3),
+        "words": [w.model_copy(update={"start": round(w.start + offset, 3),
+                                       "end": round(w.end + offset, 3)})
+                  for w in segment.words]})
+
+
+def heard(segments: Sequence[Segment]) -> list[Region]:
+    """The stretches with a word in them (segments, where there are no word timings)."""
+    return sorted((w.start, w.end) for s in segments for w in (s.words or [s]))
+
+
+def pauses(segments: Sequence[Segment], lo: float, hi: float) -> list[Region]:
+    found, at = [], lo
+    for start, end in heard(segments):
+        if start > at:
+            found.append((at, min(start, hi)))
+        at = max(at, end)
+    return [(a, b) for a, b in [*found, (at, hi)] if b > a]
+
+
+def cut_point(left: Sequence[Segment], right: Sequence[Segment], lo: float, hi: float
+              ) -> float:
+    """Where two overlapping pieces hand over: the middle of the longest pause both pieces
+    heard inside the overlap [lo, hi], so that a word's timing, which differs a little from
+    one piece to the other, never decides which piece it belongs to."""
+    both = intersect(pauses(left, lo, hi), pauses(right, lo, hi))
+    if not both:
+        return (lo + hi) / 2
+    start, end = max(both, key=lambda p: p[1] - p[0])
+    return (start + end) / 2
+
+
+def trimmed(segments: Sequence[Segment], lo: float, hi: float) -> list[Segment]:
+    """The segments, keeping only the words whose middle lies in [lo, hi)."""
+    kept = []
+    for segment in segments:
+        inside = [w for w in segment.words if lo <= (w.start + w.end) / 2 < hi]
+        if not segment.words:
+            if lo <= (segment.start + segment.end) / 2 < hi:
+                kept.append(segment)
+        elif len(inside) == len(segment.words):
+            kept.append(segment)
+        elif inside:
+            kept.append(segment.model_copy(update={
+                "start": inside[0].start, "end": inside[-1].end, "words": inside,
+                "text": " ".join(w.text for w in inside)}))
+    return kept
+
+
+def stitch(decoded: Sequence[tuple[Span, list[Segment]]]) -> list[Segment]:
+    """The spans' segments in order, with each overlap of a hard split handed over once."""
+    bounds = [(-math.inf, math.inf) for _ in decoded]
+    for i, ((left, first), (right, second)) in enumerate(itertools.pairwise(decoded)):
+        lo, hi = right.clips[0][0], left.clips[-1][1]
+        if hi > lo:  # two pieces of one region
+            cut = cut_point(first, second, lo, hi)
+            bounds[i], bounds[i + 1] = (bounds[i][0], cut), (cut, math.inf)
+    return [segment for (_, segments), (lo, hi) in zip(decoded, bounds, strict=True)
+            for segment in trimmed(segments, lo, hi)]
+
+
+def split_rule(settings: AsrSettings) -> tuple[float, float]:
+    """The longest piece one call may decode, and how much hard-split pieces overlap.
+
+    Batched faster-whisper gets pieces of one window (its own cut inside a call could not
+    be stitched); WhisperX gives no word timings to stitch by, so its pieces do not overlap.
+    """
+    if settings.backend == "whisperx":
+        return math.inf, 0.0
+    return (WINDOW_S if settings.batch_size > 1 else math.inf), OVERLAP_S
+
+
 class AsrStage(Stage):
     spec = StageSpec(
         name="asr", inputs=("audio",), optional_inputs=("speech", "glossary"),
         outputs=("raw_transcript",),
         settings_model=AsrSettings, job_fields=("source_language",),
         compute=ComputeKind.GPU, resources=Resources(cpus=1, gpus=1, memory_mb=4096),
-        image_requirements=("faster-whisper>=1.1",), timeout_s=6 * 3600, version="2")
+        image_requirements=("faster-whisper>=1.1",), timeout_s=6 * 3600, version="3")
 
     def resources(self, settings: AsrSettings,  # type: ignore[override]
                   gpus_available: float = 0.0) -> Resources:
@@ -162,7 +310,7 @@ class AsrStage(Stage):
         settings = ctx.settings
         assert isinstance(settings, AsrSettings)
         backend = model if model is not None else load_whisper(settings)
-        audio = read_wav(ctx.inputs["audio"])
+        audio_s = wav_samples(ctx.inputs["audio"]) / SAMPLE_RATE
         language = settings.language or ctx.job.get("source_language")
         regions = read_speech(ctx.inputs.get("speech"))  # None: no vad, transcribe it all
         settings = with_glossary(settings, ctx.inputs.get("glossary"))
@@ -170,15 +318,28 @@ class AsrStage(Stage):
 
         ctranslate2.set_random_seed(settings.seed)  # fallback decoding samples at random
         started = time.monotonic()
-        if regions == []:  # VAD heard nobody: nothing to transcribe, nothing to hallucinate
-            (segments, language), batch = ([], language or "und"), settings.batch_size
-        else:
-            (segments, language), batch = with_batch_halving(
-                lambda size: backend.transcribe(audio, regions, language, settings, size),
-                settings.batch_size, what="asr")
+        piece_s, overlap_s = split_rule(settings)
+        spans = [] if regions == [] else plan_spans(regions, audio_s, piece_s, SPAN_S, overlap_s)
+        segments, language, batch = transcribe_spans(backend, ctx.inputs["audio"], spans,
+                                                     language, settings)
         seconds = time.monotonic() - started
         Transcript(language=language, segments=segments).write(ctx.out_dir / "transcript.json")
-        audio_s = len(audio) / SAMPLE_RATE
         return StageResult(outputs={"raw_transcript": "transcript.json"}, metrics={
             "audio_s": round(audio_s, 3), "rtfx": round(audio_s / max(seconds, 1e-6), 2),
-            "segments": len(segments), "batch_size": batch})
+            "segments": len(segments), "batch_size": batch, "spans": len(spans)})
+
+
+def transcribe_spans(backend: FasterWhisper | WhisperX, wav: Path, spans: Sequence[Span],
+                     language: str | None, settings: AsrSettings
+                     ) -> tuple[list[Segment], str, int]:
+    """Each span read from the WAV and decoded in turn; the segments (stitched), the
+    language (the first span's, when it was not given) and the batch size that fitted.
+    No spans (VAD heard nobody): nothing to transcribe, nothing to hallucinate."""
+    decoded, batch = [], settings.batch_size
+    for span in spans:
+        audio = read_wav_span(wav, span.start, span.end)
+        clips = [(s - span.start, e - span.start) for s, e in span.clips] if span.vad else None
+        (segments, language), batch = with_batch_halving(
+            partial(backend.transcribe, audio, clips, language, settings), batch, what="asr")
+        decoded.append((span, [shifted(s, span.start) for s in segments]))
+    return stitch(decoded), language or "und", batch

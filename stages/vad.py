@@ -6,19 +6,23 @@ pauses stays one region) and each is padded; the result is a JSON list of region
 seconds that ASR uses to skip silence and songs' instrumental stretches. With
 `second_pass: pyannote` (the `ml` extra) a pyannote segmentation model (by default the one
 inside WhisperX's wheel) runs too and only what both models call speech is kept, which
-trims Silero's false alarms on music.
+trims Silero's false alarms on music. Memory stays bounded on a film of any length: both
+models run on ten-minute windows read one at a time from the WAV, each with half a minute
+of context on either side; a region cut by a window's edge is joined again at that edge.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
-from bolly_ray.audio import SAMPLE_RATE, read_wav
+from bolly_ray.audio import SAMPLE_RATE, read_wav_span, wav_samples
 from bolly_ray.errors import StageError
 from bolly_ray.spec import (
     OptionalStageSettings,
@@ -29,7 +33,14 @@ from bolly_ray.spec import (
     StageSpec,
 )
 
+if TYPE_CHECKING:
+    import numpy as np
+    from faster_whisper.vad import VadOptions
+
 MODEL = "silero-vad-v6 (onnx, from faster-whisper)"
+WINDOW_S = 600  # audio per model call (38 MB of samples); whole seconds, on pyannote's grid
+MARGIN_S = 30  # context read on each side of a window, its regions dropped afterwards
+Region = tuple[float, float]
 
 
 class VadSettings(OptionalStageSettings):
@@ -69,9 +80,8 @@ def intersect(first: list[tuple[float, float]], second: list[tuple[float, float]
     return out
 
 
-def pyannote_regions(audio: Any, settings: VadSettings) -> list[tuple[float, float]]:
+def pyannote_pipeline(settings: VadSettings) -> Any:
     try:
-        import torch
         from pyannote.audio import Model
         from pyannote.audio.pipelines import VoiceActivityDetection
     except ImportError:
@@ -86,8 +96,52 @@ def pyannote_regions(audio: Any, settings: VadSettings) -> list[tuple[float, flo
     pipeline = VoiceActivityDetection(segmentation=model)
     pipeline.instantiate({"onset": settings.pyannote_onset, "offset": settings.pyannote_onset,
                           "min_duration_on": 0.0, "min_duration_off": 0.0})
-    found = pipeline({"waveform": torch.from_numpy(audio)[None], "sample_rate": SAMPLE_RATE})
-    return [(turn.start, turn.end) for turn in found.get_timeline().support()]
+    return pipeline
+
+
+def windows(audio_s: float, size_s: float = WINDOW_S) -> list[Region]:
+    """The stretches a model runs on one at a time: the whole file when it is short."""
+    if audio_s <= size_s:
+        return [(0.0, audio_s)]
+    edges = [*range(0, math.ceil(audio_s), int(size_s))][1:]
+    return list(zip([0.0, *edges], [*edges, audio_s], strict=True))
+
+
+def windowed(path: Path, audio_s: float, find: Callable[[np.ndarray], list[Region]]
+             ) -> list[Region]:
+    """`find` (regions in seconds of the audio it is given) run window by window over the
+    WAV; each window sees MARGIN_S of context on each side, keeps only what lies inside
+    itself, and a region cut by a window edge is joined again by merging touching ones."""
+    found: list[Region] = []
+    for start, end in windows(audio_s, WINDOW_S):
+        lo, hi = max(0.0, start - MARGIN_S), min(audio_s, end + MARGIN_S)
+        for first, last in find(read_wav_span(path, lo, hi)):
+            clipped = (max(start, lo + first), min(end, lo + last))
+            if clipped[1] > clipped[0]:
+                found.append(clipped)
+    return merge(found, 0.0)
+
+
+def silero_regions(path: Path, audio_s: float, options: VadOptions) -> list[Region]:
+    from faster_whisper.vad import get_speech_timestamps
+
+    def find(audio: np.ndarray) -> list[Region]:
+        chunks = get_speech_timestamps(audio, options, sampling_rate=SAMPLE_RATE)
+        return [(c["start"] / SAMPLE_RATE, c["end"] / SAMPLE_RATE) for c in chunks]
+
+    return windowed(path, audio_s, find)
+
+
+def pyannote_regions(path: Path, audio_s: float, settings: VadSettings) -> list[Region]:
+    import torch
+
+    pipeline = pyannote_pipeline(settings)
+
+    def find(audio: np.ndarray) -> list[Region]:
+        turns = pipeline({"waveform": torch.from_numpy(audio)[None], "sample_rate": SAMPLE_RATE})
+        return [(turn.start, turn.end) for turn in turns.get_timeline().support()]
+
+    return windowed(path, audio_s, find)
 
 
 def bundled_segmentation() -> str:
@@ -111,7 +165,7 @@ class VadStage(Stage):
     spec = StageSpec(
         name="vad", inputs=("audio",), outputs=("speech",), settings_model=VadSettings,
         resources=Resources(cpus=1, memory_mb=1024), critical=False,
-        image_requirements=("faster-whisper>=1.1",), version="1")
+        image_requirements=("faster-whisper>=1.1",), version="2")
 
     def model_id(self, settings: VadSettings) -> str:  # type: ignore[override]
         if settings.second_pass == "pyannote":
@@ -119,29 +173,30 @@ class VadStage(Stage):
         return MODEL
 
     def run(self, ctx: StageContext, model: object = None) -> StageResult:
-        from faster_whisper.vad import VadOptions, get_speech_timestamps
+        from faster_whisper.vad import VadOptions
 
         settings = ctx.settings
         assert isinstance(settings, VadSettings)
-        audio = read_wav(ctx.inputs["audio"])
         options = VadOptions(threshold=settings.threshold,
                              min_speech_duration_ms=settings.min_speech_ms,
                              min_silence_duration_ms=settings.min_silence_ms,
                              speech_pad_ms=settings.speech_pad_ms,
                              max_speech_duration_s=settings.max_speech_s)
-        found = get_speech_timestamps(audio, options, sampling_rate=SAMPLE_RATE)
-        regions = [(c["start"] / SAMPLE_RATE, c["end"] / SAMPLE_RATE) for c in found]
+        length_s = wav_samples(ctx.inputs["audio"]) / SAMPLE_RATE
+        audio_s = round(length_s, 3)
+        regions = silero_regions(ctx.inputs["audio"], length_s, options)
         if settings.second_pass == "pyannote":
             pad = settings.speech_pad_ms / 1000
-            confirmed = [(max(0.0, s - pad), e + pad) for s, e in pyannote_regions(audio, settings)]
+            confirmed = [(max(0.0, s - pad), e + pad)
+                         for s, e in pyannote_regions(ctx.inputs["audio"], length_s, settings)]
             regions = intersect(regions, merge(confirmed, 0.0))
         regions = merge(regions, settings.merge_gap_s)
         speech_s = sum(end - start for start, end in regions)
         (ctx.out_dir / "speech.json").write_text(json.dumps({
-            "model": self.model_id(settings), "audio_s": round(len(audio) / SAMPLE_RATE, 3),
+            "model": self.model_id(settings), "audio_s": audio_s,
             "speech_s": round(speech_s, 3),
             "segments": [{"start": round(s, 3), "end": round(e, 3)} for s, e in regions],
         }, indent=2) + "\n")
         return StageResult(outputs={"speech": "speech.json"},
-                           metrics={"audio_s": round(len(audio) / SAMPLE_RATE, 3),
-                                    "speech_s": round(speech_s, 3), "regions": len(regions)})
+                           metrics={"audio_s": audio_s, "speech_s": round(speech_s, 3),
+                                    "regions": len(regions)})

@@ -9,6 +9,7 @@ can cause are one line each, never a traceback. Heavy imports happen inside comm
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import shlex
@@ -424,7 +425,8 @@ def _guard(call: Callable[[], T]) -> T:
     except BollyRayError as err:
         fail(str(err), err.exit_code)
     except OSError as err:  # disk full, permission denied: the user's to fix, not a bug
-        hint = "; free space and rerun the same command to resume" if err.errno == 28 else ""
+        full = err.errno == errno.ENOSPC
+        hint = "; free space and rerun the same command to resume" if full else ""
         fail(f"{err.filename or ''}: {err.strerror or err}{hint}".lstrip(": "), EXIT_FAILED)
     except KeyboardInterrupt:
         fail("interrupted; rerun the same command to resume", 130)

@@ -39,7 +39,6 @@ class Secrets(BaseModel):
         return {name: value.get_secret_value() for name in type(self).model_fields
                 if (value := getattr(self, name)) is not None}
 
-
     @contextmanager
     def exported(self) -> Iterator[None]:
         """These secrets in this process's environment for the block, and gone after (an

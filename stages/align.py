@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from bolly_ray.audio import SAMPLE_RATE, read_wav
+from bolly_ray.audio import SAMPLE_RATE, read_wav, wav_samples
 from bolly_ray.devices import device_resources, torch_device
 from bolly_ray.errors import StageError
 from bolly_ray.modules import installed
@@ -158,9 +158,8 @@ class AlignStage(ChecksTranscriptInputs, Stage):
         assert isinstance(settings, AlignSettings)
         aligners = model if model is not None else Aligners(settings)
         transcript = read_transcript(ctx.inputs["raw_transcript"])
-        audio = read_wav(ctx.inputs["audio"])
         try:
-            aligned = force_align(transcript, audio, aligners)
+            aligned = force_align(transcript, ctx.inputs["audio"], aligners)
         except AlignerUnavailable as why:
             if settings.required:
                 raise StageError(f"align: {why}") from None
@@ -171,11 +170,13 @@ class AlignStage(ChecksTranscriptInputs, Stage):
         aligned.write(ctx.out_dir / "transcript.json")
         words = sum(len(s.words) for s in aligned.segments)
         return StageResult(outputs={"aligned_transcript": "transcript.json"},
-                           metrics={"audio_s": round(len(audio) / SAMPLE_RATE, 3),
+                           metrics={"audio_s": round(wav_samples(ctx.inputs["audio"])
+                                                     / SAMPLE_RATE, 3),
                                     "words": words})
 
 
-def force_align(transcript: Transcript, audio: Any, aligners: Aligners) -> Transcript:
+def force_align(transcript: Transcript, wav: Path, aligners: Aligners) -> Transcript:
+    """wav2vec2 word timings; the WAV is read only once a model is there to use it."""
     model, metadata, name = aligners.get(transcript.language)
     if not transcript.segments:
         return transcript.model_copy(update={"alignment": Alignment(method="wav2vec2",
@@ -183,7 +184,7 @@ def force_align(transcript: Transcript, audio: Any, aligners: Aligners) -> Trans
     import whisperx
 
     result = whisperx.align([{"start": s.start, "end": s.end, "text": s.text}
-                             for s in transcript.segments], model, metadata, audio,
+                             for s in transcript.segments], model, metadata, read_wav(wav),
                             aligners.device(), return_char_alignments=False)
     segments = []
     for original, aligned in zip(transcript.segments, result["segments"], strict=False):

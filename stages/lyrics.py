@@ -14,12 +14,14 @@ with `songs: drop`. The spans and the evidence for each are written to `songs.js
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
-from bolly_ray.audio import SAMPLE_RATE, read_wav
+from bolly_ray.audio import SAMPLE_RATE, read_wav_span, wav_samples
 from bolly_ray.spec import Resources, Stage, StageContext, StageResult, StageSettings, StageSpec
 from bolly_ray.stages.filter import normalise
 from bolly_ray.transcript import ChecksTranscriptInputs, Segment, read_transcript
@@ -55,7 +57,7 @@ class LyricsStage(ChecksTranscriptInputs, Stage):
         settings = ctx.settings
         assert isinstance(settings, LyricsSettings)
         transcript = read_transcript(ctx.inputs["named_transcript"])
-        music = music_seconds(read_wav(ctx.inputs["audio"]), settings)
+        music = music_seconds(ctx.inputs["audio"], settings)
         songs = song_spans(music, transcript.segments, settings)
         segments = []
         for segment in transcript.segments:
@@ -72,17 +74,19 @@ class LyricsStage(ChecksTranscriptInputs, Stage):
                                     "music_s": float(music.sum())})
 
 
-def music_seconds(audio: np.ndarray, settings: LyricsSettings) -> np.ndarray:
-    """One boolean per second of audio: does it sound like music?"""
+def music_seconds(wav: Path, settings: LyricsSettings) -> np.ndarray:
+    """One boolean per second of the WAV: does it sound like music? Read a minute at a time,
+    twice (the loudest peak first), so a film's length never decides the memory it takes."""
     import numpy as np
 
-    seconds = int(np.ceil(len(audio) / SAMPLE_RATE))
+    seconds = math.ceil(wav_samples(wav) / SAMPLE_RATE)
     verdict = np.zeros(seconds, dtype=bool)
-    loudest = float(np.max(np.abs(audio))) if len(audio) else 0.0
+    blocks = range(0, seconds, BLOCK_S)
+    loudest = max((float(np.max(np.abs(read_wav_span(wav, b, b + BLOCK_S)))) for b in blocks),
+                  default=0.0)
     floor = (loudest * 0.02) ** 2  # frames 34 dB under the loudest peak are quiet
-    for block in range(0, seconds, BLOCK_S):
-        first = block * SAMPLE_RATE
-        piece = audio[first:first + (BLOCK_S + 1) * SAMPLE_RATE]
+    for block in blocks:
+        piece = read_wav_span(wav, block, block + BLOCK_S + 1)  # a second more: lagged frames
         stable, flat, loud = frame_features(piece, floor)
         per_second = int(1 / HOP_S)
         for second in range(min(BLOCK_S, seconds - block)):

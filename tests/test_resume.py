@@ -111,7 +111,7 @@ def test_sigkill_mid_stage_then_rerun_gives_identical_outputs(
 
 def test_a_second_concurrent_run_exits_1_with_a_lock_message(
         media: dict[str, MediaCase], tmp_path: Path) -> None:
-    job_file = make_job(media["mp4_aac"], tmp_path, 3.0)
+    job_file = make_job(media["mp4_aac"], tmp_path, 8.0)
     first = start_run(job_file)
     try:
         wait_until_running(job_dir(tmp_path), "slowcopy")
@@ -148,7 +148,9 @@ def test_rerun_of_an_unchanged_job_executes_no_stage(media: dict[str, MediaCase]
 
 def test_ctrl_c_stops_cleanly_and_the_same_command_resumes(
         media: dict[str, MediaCase], tmp_path: Path) -> None:
-    job_file = make_job(media["mp4_aac"], tmp_path, 2.0)
+    # a long pause: on a loaded CI machine the signal may come seconds after the poll saw
+    # slowcopy running, and the run must still be inside it (the interrupt is immediate)
+    job_file = make_job(media["mp4_aac"], tmp_path, 30.0)
     run = start_run(job_file)
     wait_until_running(job_dir(tmp_path), "slowcopy")
     run.send_signal(signal.SIGINT)
@@ -161,7 +163,7 @@ def test_ctrl_c_stops_cleanly_and_the_same_command_resumes(
     assert manifest["stages"]["slowcopy"]["status"] == "pending"
     assert manifest["stages"]["slowcopy"]["error"] == "interrupted"
     assert not (job_dir(tmp_path) / ".scratch").exists()
-    done = bolly("run", job_file, cwd=tmp_path, plugins=True)
+    done = bolly("run", job_file, "--set", "slowcopy.pause_s=0", cwd=tmp_path, plugins=True)
     assert done.returncode == 0, done.stderr
     assert read_manifest(job_dir(tmp_path))["stages"]["slowcopy"]["status"] == "succeeded"
 

@@ -43,7 +43,15 @@ def start_run(job_file: Path, executor: str = "local") -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(PLUGIN_SITE), "BOLLY_RAY_EXECUTOR": executor}
     return subprocess.Popen([str(BOLLY_RAY), "run", str(job_file)],
                             cwd=job_file.parent, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=default_sigint)
+
+
+def default_sigint() -> None:
+    """Ctrl-C as a terminal user has it: a shell that started the tests in the background
+    (`.ci/run &`) hands its children SIGINT ignored, and Python then never raises
+    KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def kill_group(run: subprocess.Popen[str]) -> None:

@@ -199,23 +199,23 @@ def status(
     interval: Annotated[float, typer.Option(help="Seconds between redraws with --watch")] = 1.0,
 ) -> None:
     """Show a job's stages from its manifest, once or live while it runs."""
-    from bolly_ray.manifest import JobStatus
-    from bolly_ray.status import find_job_dir, find_manifest, render_manifest, run_is_gone
+    from bolly_ray.manifest import JobStatus, Manifest
+    from bolly_ray.status import find_job_dir, render_manifest, run_is_gone
     from bolly_ray.status import watch as watch_job
 
-    if as_json:
-        typer.echo(_guard(lambda: find_manifest(target, _registry())).model_dump_json(indent=2))
-        return
     job_dir = _guard(lambda: find_job_dir(target, _registry()))
-    if not watch:
-        manifest = _guard(lambda: find_manifest(job_dir, _registry()))
-        Console().print(render_manifest(manifest))
-        if run_is_gone(manifest, job_dir):
-            say("no run holds this job any more; rerun it to resume", style="yellow")
+    if watch and not as_json:
+        followed = _guard(lambda: watch_job(job_dir, Console(), interval))
+        if followed.status != JobStatus.SUCCEEDED:
+            raise typer.Exit(EXIT_FAILED)
         return
-    manifest = _guard(lambda: watch_job(job_dir, Console(), interval))
-    if manifest.status != JobStatus.SUCCEEDED:
-        raise typer.Exit(EXIT_FAILED)
+    manifest = _guard(lambda: Manifest.read(job_dir / "manifest.json"))
+    if as_json:
+        typer.echo(manifest.model_dump_json(indent=2))
+        return
+    Console().print(render_manifest(manifest))
+    if run_is_gone(manifest, job_dir):
+        say("no run holds this job any more; rerun it to resume", style="yellow")
 
 
 @app.command()

@@ -27,6 +27,7 @@ class JobEvent:
     stages: tuple[str, ...] = ()
     job_dir: str | None = None
     message: str | None = None
+    at: float = field(default_factory=time.time)
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ class JsonLinesObserver:
         self.stream = stream
 
     def on_job(self, event: JobEvent) -> None:
-        self._write({"event": "job", **asdict(event), "at": time.time()})
+        self._write({"event": "job", **asdict(event)})
 
     def on_stage(self, event: StageEvent) -> None:
         self._write({"event": "stage", **asdict(event), "status": event.status.value})

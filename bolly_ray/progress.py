@@ -44,7 +44,6 @@ class JobLine:
     stages: tuple[str, ...]
     done: set[str] = field(default_factory=set)
     running: dict[str, StageEvent] = field(default_factory=dict)
-    status: str = "running"
 
 
 class LiveProgress:
@@ -65,15 +64,13 @@ class LiveProgress:
         self._live.stop()
 
     def on_job(self, event: JobEvent) -> None:
-        with self._lock:
-            if event.status == "running":
+        if event.status == "running":
+            with self._lock:
                 self.jobs[event.job_id] = JobLine(event.stages)
-            elif event.job_id in self.jobs:
-                self.jobs[event.job_id].status = event.status
-        if event.status not in ("running",):
-            style = "green" if event.status == "succeeded" else "red"
-            tail = f": {event.message}" if event.message else ""
-            self.console.print(Text(f"job {event.job_id} {event.status}{tail}", style=style))
+            return
+        style = "green" if event.status == "succeeded" else "red"
+        tail = f": {event.message}" if event.message else ""
+        self.console.print(Text(f"job {event.job_id} {event.status}{tail}", style=style))
 
     def on_stage(self, event: StageEvent) -> None:
         with self._lock:

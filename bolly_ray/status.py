@@ -35,11 +35,6 @@ def find_job_dir(target: Path, registry: Registry) -> Path:
     return job_dir
 
 
-def find_manifest(target: Path, registry: Registry) -> Manifest:
-    """The manifest of a job folder, or of the job a job file describes."""
-    return Manifest.read(find_job_dir(target, registry) / "manifest.json")
-
-
 def render_manifest(manifest: Manifest, now: dt.datetime | None = None) -> Table:
     """The stages as a table; a running stage's seconds count up to `now`."""
     now = now or dt.datetime.now(dt.UTC)

@@ -43,14 +43,8 @@ from bolly_ray.spec import (
     StageSpec,
 )
 from bolly_ray.stages.glossary import Glossary
-from bolly_ray.stages.vad import intersect, read_speech
-from bolly_ray.stages.whisper_backends import (
-    WINDOW_S,
-    FasterWhisper,
-    Region,
-    WhisperX,
-    load_backend,
-)
+from bolly_ray.stages.vad import Region, intersect, read_speech
+from bolly_ray.stages.whisper_backends import WINDOW_S, FasterWhisper, WhisperX, load_backend
 from bolly_ray.transcript import Segment, Transcript
 
 MAX_HOTWORDS = 60  # Whisper's prompt holds 224 tokens; names are several tokens each

@@ -41,6 +41,7 @@ MODEL = "silero-vad-v6 (onnx, from faster-whisper)"
 WINDOW_S = 600  # audio per model call (38 MB of samples); whole seconds, on pyannote's grid
 MARGIN_S = 30  # context read on each side of a window, its regions dropped afterwards
 Region = tuple[float, float]
+"""A stretch of audio, (start, end) in seconds."""
 
 
 class VadSettings(OptionalStageSettings):
@@ -58,15 +59,14 @@ class VadSettings(OptionalStageSettings):
     pyannote_onset: float = Field(default=0.5, gt=0, lt=1)
 
 
-def read_speech(path: Path | None) -> list[tuple[float, float]] | None:
+def read_speech(path: Path | None) -> list[Region] | None:
     """The regions this stage wrote to `path` (seconds), or None when there is no file."""
     if path is None:
         return None
     return [(r["start"], r["end"]) for r in json.loads(path.read_text())["segments"]]
 
 
-def intersect(first: list[tuple[float, float]], second: list[tuple[float, float]]
-              ) -> list[tuple[float, float]]:
+def intersect(first: list[Region], second: list[Region]) -> list[Region]:
     """The stretches both region lists cover (both sorted, neither overlapping itself)."""
     out, i, j = [], 0, 0
     while i < len(first) and j < len(second):
@@ -99,7 +99,7 @@ def pyannote_pipeline(settings: VadSettings) -> Any:
     return pipeline
 
 
-def windows(audio_s: float, size_s: float = WINDOW_S) -> list[Region]:
+def windows(audio_s: float, size_s: float) -> list[Region]:
     """The stretches a model runs on one at a time: the whole file when it is short."""
     if audio_s <= size_s:
         return [(0.0, audio_s)]
@@ -151,8 +151,8 @@ def bundled_segmentation() -> str:
     return str(Path(spec.origin).parent / "assets" / "pytorch_model.bin")
 
 
-def merge(regions: list[tuple[float, float]], gap: float) -> list[tuple[float, float]]:
-    merged: list[tuple[float, float]] = []
+def merge(regions: list[Region], gap: float) -> list[Region]:
+    merged: list[Region] = []
     for start, end in regions:
         if merged and start - merged[-1][1] <= gap:
             merged[-1] = (merged[-1][0], max(end, merged[-1][1]))

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from bolly_ray.errors import StageError, UsageError
+from bolly_ray.stages.vad import Region
 from bolly_ray.transcript import Segment, Word
 
 if TYPE_CHECKING:
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
 
 WINDOW_S = 30.0  # Whisper's input length: a longer window would lose its tail
 PAUSE_S = 1.0  # a longer silence ends a window, so a window's text is one stretch of talk
-Region = tuple[float, float]
 
 
 def windows(regions: Sequence[Region], max_s: float = WINDOW_S,

@@ -167,6 +167,9 @@ def run(
     executor: ExecutorOption = None,
     cpu_stages: Annotated[str | None, typer.Option(
         help="native (default) or docker: each CPU stage in its own hardened container")] = None,
+    gpu_stages: Annotated[str | None, typer.Option(
+        help="native (default): warm Ray actors; docker: each GPU stage attempt in its GPU "
+             "image with the GPUs it was granted")] = None,
     offline: Annotated[bool, typer.Option(
         help="Never reach a model hub (HF_HUB_OFFLINE=1 here and on every worker)")] = False,
     progress: ProgressOption = "auto",
@@ -178,7 +181,7 @@ def run(
     with _progress(progress, quiet or as_json) as observers:
         outcomes = _guard_quietly(lambda: run_jobs(
             jobs, _registry(), set_ or [], only, from_, force, observers, executor=executor,
-            address=address, cpu_stages=cpu_stages, offline=offline))
+            address=address, cpu_stages=cpu_stages, offline=offline, gpu_stages=gpu_stages))
     failed = [o for o in outcomes if o.status != "succeeded"]
     if as_json:
         typer.echo(json.dumps({"jobs": [_outcome_json(o) for o in outcomes]}))
@@ -245,7 +248,7 @@ def demo(
             say(f"  {path.relative_to(outcome.job_dir)}")
 
 
-images_app = typer.Typer(no_args_is_help=True, help="Build and list the CPU stage images.")
+images_app = typer.Typer(no_args_is_help=True, help="Build and list the stage images.")
 app.add_typer(images_app, name="images")
 WHEEL_CACHE = Path.home() / ".cache" / "bolly-ray" / "wheels"
 
@@ -263,7 +266,7 @@ def images_build(
     ] = None,
     dry_run: Annotated[bool, typer.Option(help="List what would be built, and sizes")] = False,
 ) -> None:
-    """Build slim images for CPU stages, offline, from wheels built on this machine."""
+    """Build stage images, offline, from wheels built or downloaded on this machine."""
     from rich.table import Table
 
     from bolly_ray import images
@@ -274,20 +277,20 @@ def images_build(
                                               ffmpeg_base_image))  # type: ignore[arg-type]
     client = _docker_or_none() if dry_run else _guard(_docker)
     table = Table(title=f"stage images ({mode}{', dry run' if dry_run else ''})")
-    for column in ("image", "stage", "base", "size"):
+    for column in ("image", "stage", "base", "CUDA", "size"):
         table.add_column(column)
     WHEEL_CACHE.mkdir(parents=True, exist_ok=True)
     own_wheel = None if dry_run else _guard(lambda: images.bolly_ray_wheel(WHEEL_CACHE))
     for plan in plans:
         if dry_run:
-            size = f"~{images.estimated_size_mb(client, plan):.0f} MB (estimate)"
+            size = f"~{images.estimated_size_mb(client, plan, WHEEL_CACHE):.0f} MB (estimate)"
         else:
             wheels = _guard(lambda p=plan: [own_wheel,
                                             *images.wheels_for(p.requirements, WHEEL_CACHE)])
             _, size_bytes = _guard(lambda p=plan, w=wheels: images.build_image(
                 client, p, w, lambda m: say(m)))
             size = f"{size_bytes / 1e6:.0f} MB"
-        table.add_row(plan.tag, plan.stage, plan.base_image, size)
+        table.add_row(plan.tag, plan.stage, plan.base_image, "yes" if plan.cuda else "", size)
     Console(stderr=True).print(table)
 
 
@@ -305,10 +308,10 @@ def images_list(
         typer.echo(json.dumps({"images": rows}))
         return
     table = Table(title="bolly-ray stage images")
-    for column in ("tag", "stage", "version", "size_mb"):
+    for column in ("tag", "stage", "version", "cuda", "size_mb"):
         table.add_column(column)
     for row in rows:
-        table.add_row(*(str(row[c]) for c in ("tag", "stage", "version", "size_mb")))
+        table.add_row(*(str(row[c]) for c in ("tag", "stage", "version", "cuda", "size_mb")))
     Console().print(table)
 
 

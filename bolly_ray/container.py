@@ -3,9 +3,11 @@
 The container gets its inputs mounted read-only, one writable output folder, a non-root
 user, a read-only root filesystem, no network unless the stage declares it needs one, no
 capabilities, no new privileges, and memory, CPU and process limits from the stage's
-resources. Every container carries labels (job, stage, attempt) so that containers a crash
-left behind can be found and removed. Exit codes become errors the executor understands:
-killed or out of memory is transient (retried), a stage error is permanent.
+resources. A stage that needs a GPU gets the GPUs it was granted (Docker's `--gpus`), and
+a stage with a model its model folders, read-only. Every container carries labels (job,
+stage, attempt) so that containers a crash left behind can be found and removed. Exit
+codes become errors the executor understands: killed or out of memory is transient
+(retried), a stage error is permanent.
 """
 
 from __future__ import annotations
@@ -15,13 +17,13 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import docker.errors
-from docker.types import Mount
+from docker.types import DeviceRequest, Mount
 from requests.exceptions import ConnectionError as RequestsConnectionError
 from requests.exceptions import ReadTimeout
 
@@ -35,6 +37,7 @@ from bolly_ray.errors import (
     UsageError,
     WorkerLostError,
 )
+from bolly_ray.model_cache import cache_environment
 
 LABEL = "bolly-ray"
 SECRETS_FILE = "/run/bolly-ray/secrets.json"
@@ -42,15 +45,20 @@ NOBODY = "65534:65534"
 KILLED = 137
 
 
+GpuGrant = Sequence[str] | None
+"""The GPUs an attempt may use: these device ids, None for every GPU here, empty for none."""
+
+
 @dataclass(frozen=True)
 class ContainerRunner:
-    """How CPU stages run in docker mode: stage -> image id, and whether to keep containers."""
+    """How stages run in docker mode: stage -> image id, and whether to keep containers."""
 
     images: dict[str, str]
     keep: bool = False
 
-    def __call__(self, plan: AttemptPlan, scratch: Path) -> AttemptOutcome:
-        return run_in_container(plan, self.images[plan.stage], scratch, keep=self.keep)
+    def __call__(self, plan: AttemptPlan, scratch: Path, gpus: GpuGrant = ()
+                 ) -> AttemptOutcome:
+        return run_in_container(plan, self.images[plan.stage], scratch, gpus, keep=self.keep)
 
 
 def docker_client() -> docker.DockerClient:
@@ -78,9 +86,13 @@ def reap(client: docker.DockerClient, job_ids: set[str]) -> int:
     return removed
 
 
-def run_in_container(plan: AttemptPlan, image: str, scratch: Path, *, keep: bool = False
-                     ) -> AttemptOutcome:
+def run_in_container(plan: AttemptPlan, image: str, scratch: Path, gpus: GpuGrant = (), *,
+                     keep: bool = False) -> AttemptOutcome:
     client = docker_client()
+    requests = device_requests(gpus)
+    if requests and client.images.get(image).labels.get(f"{LABEL}.cuda") != "1":
+        raise StageError(f"{plan.stage}: its image has no CUDA libraries: build the GPU image "
+                         f"with `bolly-ray images build --mode full --stage {plan.stage}`")
     io_dir, out_dir = scratch / "io", scratch / "out"
     io_dir.mkdir(parents=True)
     out_dir.mkdir()
@@ -93,6 +105,7 @@ def run_in_container(plan: AttemptPlan, image: str, scratch: Path, *, keep: bool
         inside = f"/in/{name}/{path.name}"
         mounts.append(Mount(inside, str(path.resolve()), type="bind", read_only=True))
         inputs[name] = inside
+    mounts += [Mount(str(f), str(f), type="bind", read_only=True) for f in plan.model_folders]
     request = {"job_id": plan.job_id, "stage": plan.stage, "inputs": inputs,
                "settings": plan.settings.model_dump(mode="json"),
                "job_facts": dict(plan.job_facts)}
@@ -101,10 +114,14 @@ def run_in_container(plan: AttemptPlan, image: str, scratch: Path, *, keep: bool
             mounts += secret_mounts
             request["secrets_file"] = SECRETS_FILE
         (io_dir / "request.json").write_text(json.dumps(request))
-        container = client.containers.run(image, ["/io/request.json"], detach=True,
-                                          mounts=mounts, labels=labels_for(plan, scratch),
-                                          **hardening(plan))
+        options = hardening(plan)
+        if plan.model_folders:
+            options["environment"].update(cache_environment())
+        container = client.containers.create(image, ["/io/request.json"], mounts=mounts,
+                                             labels=labels_for(plan, scratch),
+                                             device_requests=requests, **options)
         try:
+            _start(container, plan, requests)
             code = _wait(container, plan)
             return _outcome(container, plan, code, image, out_dir, scratch)
         finally:
@@ -143,6 +160,24 @@ def hardening(plan: AttemptPlan) -> dict[str, Any]:
         "nano_cpus": int(resources.cpus * 1e9), "pids_limit": 256,
         "environment": {"HOME": "/tmp", "HF_HUB_OFFLINE": "1", "PYTHONDONTWRITEBYTECODE": "1"},
     }
+
+
+def device_requests(gpus: GpuGrant) -> list[DeviceRequest]:
+    """Docker's `--gpus` for a grant: its devices, every GPU, or nothing."""
+    if gpus is None:
+        return [DeviceRequest(count=-1, capabilities=[["gpu"]])]
+    return [DeviceRequest(device_ids=list(gpus), capabilities=[["gpu"]])] if gpus else []
+
+
+def _start(container: Any, plan: AttemptPlan, requests: list[DeviceRequest]) -> None:
+    try:
+        container.start()
+    except docker.errors.APIError as err:
+        if not requests:
+            raise
+        raise StageError(f"{plan.stage}: this node's Docker engine cannot give a container "
+                         f"GPUs ({err.explanation}): install the NVIDIA Container Toolkit "
+                         "there, or run GPU stages natively (--gpu-stages native)") from None
 
 
 def _wait(container: Any, plan: AttemptPlan) -> int:

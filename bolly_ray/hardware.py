@@ -71,6 +71,15 @@ def detect_gpus() -> int:
     return len(_gpus())
 
 
+def local_gpus() -> list[str] | None:
+    """The GPUs this process may hand to a container: CUDA_VISIBLE_DEVICES when it is set
+    (ids or UUIDs), else None (every GPU of the machine)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None:
+        return None
+    return [device.strip() for device in visible.split(",") if device.strip()]
+
+
 def detect_profile() -> HardwareProfile:
     return HardwareProfile(host=socket.gethostname(), cpu_model=_cpu_model(),
                            cpus=os.cpu_count() or 1, ram_mb=_ram_mb(), gpus=_gpus(),

@@ -1,19 +1,24 @@
-"""Slim container images for CPU stages: what to build, building it, listing what exists.
+"""Stage container images: what to build, building it, listing what exists.
 
 One image per stage, tagged `bolly-ray-<stage>:<version>` so a cluster never runs stale
 stage code. Each holds a Python base (plus ffmpeg when the stage declares that tool),
-bolly-ray's wheel and the wheels of its few dependencies, all built or downloaded on the
-host and installed offline in the image. Nothing in them imports PyTorch or Ray.
+bolly-ray's wheel and the wheels of its dependencies, all built or downloaded on the host
+and installed offline in the image. CPU stages' images hold no PyTorch and no Ray. In
+`full` mode a GPU stage's image also holds CUDA's libraries (NVIDIA's wheels) and is
+labelled `bolly-ray.cuda=1`; the NVIDIA driver comes from the host at run time.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +28,9 @@ from bolly_ray import __version__
 from bolly_ray.errors import UsageError
 from bolly_ray.registry import Registry
 from bolly_ray.spec import ComputeKind
+from bolly_ray.wheel_strip import strip_tool, strip_wheel
+
+log = logging.getLogger(__name__)
 
 Mode = Literal["native", "cpu", "full"]
 DEFAULT_BASE = "python:3.11-slim"
@@ -32,6 +40,17 @@ WHEEL_PLATFORMS = ("manylinux_2_17_x86_64", "manylinux2014_x86_64", "manylinux_2
 NOMINAL_BASE_MB = {DEFAULT_BASE: 130.0}
 NOMINAL_FFMPEG_MB = 420.0  # Debian's ffmpeg and the libraries it pulls in
 NOMINAL_WHEELS_MB = 25.0  # bolly-ray, pydantic (+ core), pysubs2, pycountry, unpacked
+OWN_WHEEL_MB = 2.0
+# Installed size of a requirement with its dependencies, where it is heavy (measured here;
+# the torch stack is PyPI's CUDA build with NVIDIA's libraries).
+NOMINAL_REQUIREMENT_MB = {"faster-whisper": 410.0, "spacy": 250.0, "numpy": 60.0,
+                          "nvidia-cublas-cu12": 780.0, "nvidia-cudnn-cu12": 1060.0,
+                          "whisperx": 7000.0, "pyannote.audio": 6600.0, "torch": 6400.0}
+IMAGE_PYTHON = "3.11"
+WHEEL_RECIPE = "strip-debug-2"  # changing it makes every cached wheel set fresh
+# CUDA's and PyTorch's libraries stay byte for byte as NVIDIA and PyTorch ship them.
+UNTOUCHED_WHEELS = ("nvidia_", "torch-", "triton-")
+SITE_PACKAGES = f"/opt/bolly-ray/lib/python{IMAGE_PYTHON}/site-packages"
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -42,6 +61,9 @@ class ImagePlan:
     base_image: str
     requirements: tuple[str, ...]
     needs_ffmpeg: bool
+    cuda: bool = False
+    library_path: str = ""
+    """The CUDA wheels' library folders in the image, for the dynamic loader."""
 
 
 def image_tag(stage: str) -> str:
@@ -52,7 +74,7 @@ def plan_images(registry: Registry, mode: Mode, stage: str | None = None,
                 base_image: str | None = None, ffmpeg_base_image: str | None = None
                 ) -> list[ImagePlan]:
     """The images `mode` needs: native = CPU stages only (GPU stages run natively);
-    cpu and full = every stage (full also gives GPU-kind stages their GPU libraries)."""
+    cpu and full = every stage (full also gives GPU-kind stages CUDA's libraries)."""
     if stage is not None and stage not in registry:
         raise UsageError(f"unknown stage {stage!r} (stages: {', '.join(registry)})")
     plans = []
@@ -62,22 +84,38 @@ def plan_images(registry: Registry, mode: Mode, stage: str | None = None,
             continue
         ffmpeg = "ffmpeg" in spec.image_tools
         base = (ffmpeg_base_image if ffmpeg and ffmpeg_base_image else base_image) or DEFAULT_BASE
-        plans.append(ImagePlan(name, image_tag(name), base,
-                               CORE_REQUIREMENTS + spec.image_requirements, ffmpeg))
+        cuda = mode == "full" and spec.compute == ComputeKind.GPU
+        requirements = CORE_REQUIREMENTS + spec.image_requirements + spec.optional_requirements
+        plans.append(ImagePlan(
+            name, image_tag(name), base,
+            requirements + spec.gpu_image_requirements if cuda else requirements, ffmpeg, cuda,
+            ":".join(f"{SITE_PACKAGES}/{d}" for d in spec.cuda_library_dirs) if cuda else ""))
     return plans
 
 
 def wheels_for(requirements: Iterable[str], cache: Path) -> list[Path]:
     """Wheels for the image's Python (3.11, x86-64 Linux), downloaded once into `cache`."""
-    reqs = sorted(requirements)
-    folder = cache / hashlib.sha256("\n".join(reqs).encode()).hexdigest()[:16]
+    folder = wheel_folder(requirements, cache)
     if not folder.is_dir():
         tmp = Path(tempfile.mkdtemp(dir=cache))
         platforms = [arg for p in WHEEL_PLATFORMS for arg in ("--platform", p)]
-        _pip(["download", "--quiet", "--only-binary=:all:", "--python-version", "3.11",
-              "--implementation", "cp", *platforms, "-d", str(tmp), *reqs])
+        _pip(["download", "--quiet", "--only-binary=:all:", "--python-version", IMAGE_PYTHON,
+              "--implementation", "cp", *platforms, "-d", str(tmp), *sorted(requirements)])
+        strip = strip_tool()
+        if strip is None:
+            log.warning("no `strip` here (binutils): images keep their libraries' debug "
+                        "information and are larger")
+        for wheel in tmp.glob("*.whl") if strip else ():
+            if not wheel.name.startswith(UNTOUCHED_WHEELS):
+                strip_wheel(wheel, strip)
         tmp.rename(folder)
     return sorted(folder.glob("*.whl"))
+
+
+def wheel_folder(requirements: Iterable[str], cache: Path) -> Path:
+    """Where this set of wheels is cached (named by the set, and by how it was prepared)."""
+    recipe = "\n".join([WHEEL_RECIPE, *sorted(requirements)])
+    return cache / hashlib.sha256(recipe.encode()).hexdigest()[:16]
 
 
 def bolly_ray_wheel(cache: Path) -> Path:
@@ -115,7 +153,9 @@ def build_image(client: object, plan: ImagePlan, wheels: list[Path],
                 path=str(context), tag=plan.tag, rm=True, forcerm=True, pull=False,
                 buildargs={"BASE_IMAGE": plan.base_image, "STAGE": plan.stage,
                            "BOLLY_RAY_VERSION": __version__,
-                           "NEEDS_FFMPEG": "1" if plan.needs_ffmpeg else "0"})
+                           "NEEDS_FFMPEG": "1" if plan.needs_ffmpeg else "0",
+                           "CUDA": "1" if plan.cuda else "0",
+                           "CUDA_LIBRARY_PATH": plan.library_path})
         except docker.errors.BuildError as err:
             raise UsageError(f"building {plan.tag} failed: {err.msg}") from None
         except docker.errors.APIError as err:
@@ -124,8 +164,9 @@ def build_image(client: object, plan: ImagePlan, wheels: list[Path],
     return image.id, int(image.attrs["Size"])
 
 
-def estimated_size_mb(client: object | None, plan: ImagePlan) -> float:
-    """Base image size (exact when the base is present here, else nominal) plus wheels."""
+def estimated_size_mb(client: object | None, plan: ImagePlan, cache: Path) -> float:
+    """Base image size (exact when the base is present here, else nominal) plus what the
+    wheels unpack to (exact when they were downloaded before, else nominal)."""
     import docker.errors
 
     base_mb = NOMINAL_BASE_MB.get(plan.base_image, 0.0)
@@ -134,7 +175,21 @@ def estimated_size_mb(client: object | None, plan: ImagePlan) -> float:
             base_mb = client.images.get(plan.base_image).attrs["Size"] / 1e6  # type: ignore[attr-defined]
     if plan.needs_ffmpeg and plan.base_image == DEFAULT_BASE:
         base_mb += NOMINAL_FFMPEG_MB  # installed by the Dockerfile on the default base
-    return base_mb + NOMINAL_WHEELS_MB
+    return base_mb + wheels_mb(plan.requirements, cache)
+
+
+def wheels_mb(requirements: Iterable[str], cache: Path) -> float:
+    """What the requirements install: unpacked wheel sizes when cached, else nominal."""
+    folder = wheel_folder(requirements, cache)
+    if folder.is_dir():
+        return OWN_WHEEL_MB + sum(_unpacked_mb(wheel) for wheel in folder.glob("*.whl"))
+    names = {re.split(r"[<>=!~\[ ]", r, maxsplit=1)[0].lower() for r in requirements}
+    return NOMINAL_WHEELS_MB + sum(NOMINAL_REQUIREMENT_MB.get(n, 0.0) for n in names)
+
+
+def _unpacked_mb(wheel: Path) -> float:
+    with zipfile.ZipFile(wheel) as archive:
+        return sum(info.file_size for info in archive.infolist()) / 1e6
 
 
 def local_images(client: object) -> list[dict[str, object]]:
@@ -145,6 +200,7 @@ def local_images(client: object) -> list[dict[str, object]]:
         for tag in image.tags or ["<none>"]:
             rows.append({"tag": tag, "stage": labels.get("bolly-ray.stage", ""),
                          "version": labels.get("bolly-ray.version", ""),
+                         "cuda": labels.get("bolly-ray.cuda") == "1",
                          "size_mb": round(image.attrs["Size"] / 1e6), "id": image.id})
     return sorted(rows, key=lambda r: str(r["tag"]))
 

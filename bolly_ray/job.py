@@ -67,6 +67,10 @@ class ExecutionSettings(BaseModel):
     cpu_stages: Literal["native", "docker"] = Field(
         default="native", description="native: CPU stages run in Ray workers (or in-process); "
         "docker: each CPU stage runs in its own hardened container")
+    gpu_stages: Literal["native", "docker"] = Field(
+        default="native", description="native: GPU stages run as Ray actors that keep their "
+        "models loaded across jobs; docker: each attempt runs in its stage's GPU image "
+        "(`images build --mode full`) with the GPUs it was granted, loading its model anew")
     address: str | None = Field(
         default=None, description="Ray cluster to join: auto or HOST:PORT (else RAY_ADDRESS, "
         "else an embedded Ray on this machine)")

@@ -42,33 +42,37 @@ OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 def run_jobs(paths: Sequence[Path], registry: Registry, overrides: Sequence[str],
              only: str | None, start: str | None, force: bool, observers: Observers | None = None,
              executor: str | None = None, address: str | None = None,
-             cpu_stages: str | None = None, offline: bool = False) -> list[JobOutcome]:
+             cpu_stages: str | None = None, offline: bool = False,
+             gpu_stages: str | None = None) -> list[JobOutcome]:
     jobs = load_jobs(paths, registry, overrides)
     selection = Selection(tuple((only or "").split(",")) if only else (), start, force)
     chosen = make_executor(jobs, registry, observers or Observers(), executor, address,
-                           cpu_stages, offline)
+                           cpu_stages, offline, gpu_stages)
     return chosen.run(jobs, selection)
 
 
 def make_executor(jobs: Sequence[JobBase], registry: Registry, observers: Observers,
                   kind: str | None = None, address: str | None = None,
-                  cpu_stages: str | None = None, offline: bool = False) -> Executor:
+                  cpu_stages: str | None = None, offline: bool = False,
+                  gpu_stages: str | None = None) -> Executor:
     """The executor the jobs ask for; command-line choices win over the job files."""
     chosen = _shared(jobs, "executor", kind)
     where = _shared(jobs, "address", address)
-    containers = _shared(jobs, "cpu_stages", cpu_stages)
+    runners = {"cpu_stages": _shared(jobs, "cpu_stages", cpu_stages),
+               "gpu_stages": _shared(jobs, "gpu_stages", gpu_stages)}
     worker_env = OFFLINE_ENV if _shared(jobs, "offline", offline or None) else {}
     os.environ.update(worker_env)  # before any hub library reads it
-    if containers not in ("native", "docker"):
-        raise UsageError(f"unknown --cpu-stages {containers!r} (native or docker)")
+    for option, value in runners.items():
+        if value not in ("native", "docker"):
+            raise UsageError(f"unknown --{option.replace('_', '-')} {value!r} "
+                             "(native or docker)")
     if chosen == "local":
-        return LocalExecutor(registry, observers, cpu_stages=containers)
+        return LocalExecutor(registry, observers, **runners)
     if chosen != "ray":
         raise UsageError(f"unknown executor {chosen!r} (ray or local)")
     from bolly_ray.executors.ray_executor import RayExecutor
 
-    return RayExecutor(registry, observers, address=where, cpu_stages=containers,
-                       worker_env=worker_env)
+    return RayExecutor(registry, observers, address=where, worker_env=worker_env, **runners)
 
 
 def _shared(jobs: Sequence[JobBase], field: str, override: str | None) -> Any:

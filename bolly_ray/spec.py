@@ -88,6 +88,13 @@ class StageSpec:
     locality: Locality = Locality.ANY
     image_requirements: tuple[str, ...] = ()
     """pip requirements its container image needs beyond bolly-ray's own."""
+    optional_requirements: tuple[str, ...] = ()
+    """Libraries it uses when installed (the `ml` extra): its image always holds them; in a
+    native install the stage itself reports them missing (and is skipped or degrades)."""
+    gpu_image_requirements: tuple[str, ...] = ()
+    """What its GPU image (`images build --mode full`) adds: CUDA's libraries as wheels."""
+    cuda_library_dirs: tuple[str, ...] = ()
+    """Folders of those wheels (under site-packages) the dynamic loader must search."""
     image_tools: tuple[str, ...] = ()
     """System tools its container image needs (e.g. "ffmpeg")."""
     needs_network: bool = False
@@ -168,6 +175,11 @@ class Stage:
     def pull_models(self, settings: StageSettings, job: Mapping[str, Any]) -> list[str]:
         """Download what `missing_models` would report into the shared model cache (HF_HOME);
         returns one line per model fetched. `job` holds the job fields (e.g. its language)."""
+        return []
+
+    def model_folders(self, settings: StageSettings) -> list[Path]:
+        """Folders on this machine its model is read from (a local model folder, the model
+        caches); a stage container gets them mounted read-only at the same paths."""
         return []
 
     def load_model(self, settings: StageSettings) -> Any:

@@ -21,6 +21,7 @@ from pydantic import Field
 from bolly_ray.audio import SAMPLE_RATE, read_wav, wav_samples
 from bolly_ray.devices import device_resources, torch_device
 from bolly_ray.errors import StageError
+from bolly_ray.model_cache import folders_for, hub_cache, torch_home
 from bolly_ray.modules import installed
 from bolly_ray.spec import (
     ComputeKind,
@@ -119,7 +120,7 @@ class AlignStage(ChecksTranscriptInputs, Stage):
         name="align", inputs=("raw_transcript", "audio"), outputs=("aligned_transcript",),
         settings_model=AlignSettings, job_fields=("source_language",),
         compute=ComputeKind.GPU, resources=Resources(cpus=1, gpus=0.5, memory_mb=3072),
-        timeout_s=3 * 3600, version="1")
+        optional_requirements=("whisperx>=3.8",), timeout_s=3 * 3600, version="1")
 
     def resources(self, settings: AlignSettings,  # type: ignore[override]
                   gpus_available: float = 0.0) -> Resources:
@@ -128,6 +129,9 @@ class AlignStage(ChecksTranscriptInputs, Stage):
 
     def model_id(self, settings: AlignSettings) -> str:  # type: ignore[override]
         return f"wav2vec2:{settings.model or 'whisperx-default'}:{settings.device}"
+
+    def model_folders(self, settings: AlignSettings) -> list[Path]:  # type: ignore[override]
+        return folders_for(settings.model, hub_cache(), torch_home())
 
     def missing_models(self, settings: AlignSettings) -> list[str]:  # type: ignore[override]
         if not settings.required:

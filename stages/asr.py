@@ -32,6 +32,7 @@ from bolly_ray.audio import SAMPLE_RATE, read_wav_span, wav_samples
 from bolly_ray.devices import device_resources
 from bolly_ray.errors import UsageError
 from bolly_ray.gpu_memory import with_batch_halving
+from bolly_ray.model_cache import folders_for, hub_cache
 from bolly_ray.modules import installed
 from bolly_ray.spec import (
     ComputeKind,
@@ -256,7 +257,11 @@ class AsrStage(Stage):
         outputs=("raw_transcript",),
         settings_model=AsrSettings, job_fields=("source_language",),
         compute=ComputeKind.GPU, resources=Resources(cpus=1, gpus=1, memory_mb=4096),
-        image_requirements=("faster-whisper>=1.1",), timeout_s=6 * 3600, version="3")
+        image_requirements=("faster-whisper>=1.1",),
+        # CTranslate2 4.x runs on CUDA 12 with cuDNN 9; it finds them on the loader's path
+        gpu_image_requirements=("nvidia-cublas-cu12>=12.4,<13", "nvidia-cudnn-cu12>=9,<10"),
+        cuda_library_dirs=("nvidia/cublas/lib", "nvidia/cudnn/lib"),
+        timeout_s=6 * 3600, version="3")
 
     def resources(self, settings: AsrSettings,  # type: ignore[override]
                   gpus_available: float = 0.0) -> Resources:
@@ -269,6 +274,9 @@ class AsrStage(Stage):
             config = (Path(source) / "config.json").read_bytes()
             source = f"{source}#{hashlib.sha256(config).hexdigest()[:12]}"
         return f"{settings.backend}:{source}:{settings.device}:{settings.compute_type}"
+
+    def model_folders(self, settings: AsrSettings) -> list[Path]:  # type: ignore[override]
+        return folders_for(settings.model, hub_cache())
 
     def missing_models(self, settings: AsrSettings) -> list[str]:  # type: ignore[override]
         missing = []

@@ -22,6 +22,7 @@ from bolly_ray.audio import SAMPLE_RATE, read_wav
 from bolly_ray.devices import device_resources, torch_device
 from bolly_ray.errors import StageError
 from bolly_ray.gpu_memory import with_batch_halving
+from bolly_ray.model_cache import folders_for, hub_cache
 from bolly_ray.modules import installed
 from bolly_ray.secrets import hf_token
 from bolly_ray.spec import (
@@ -85,7 +86,7 @@ class DiarizeStage(Stage):
         name="diarize", inputs=("audio",), outputs=("diarization",),
         settings_model=DiarizeSettings, compute=ComputeKind.GPU, critical=False,
         resources=Resources(cpus=1, gpus=0.5, memory_mb=4096), timeout_s=6 * 3600,
-        secrets=("hf_token",), version="1")
+        optional_requirements=("pyannote.audio>=4",), secrets=("hf_token",), version="1")
 
     def resources(self, settings: DiarizeSettings,  # type: ignore[override]
                   gpus_available: float = 0.0) -> Resources:
@@ -95,6 +96,9 @@ class DiarizeStage(Stage):
     def model_id(self, settings: DiarizeSettings) -> str:  # type: ignore[override]
         folder = local_pipeline(settings.model)
         return f"pyannote:{folder or settings.model}:{settings.device}"
+
+    def model_folders(self, settings: DiarizeSettings) -> list[Path]:  # type: ignore[override]
+        return folders_for(settings.model, hub_cache())
 
     def missing_models(self, settings: DiarizeSettings) -> list[str]:  # type: ignore[override]
         if not installed("pyannote.audio"):

@@ -21,6 +21,7 @@ from pydantic import Field
 
 from bolly_ray.devices import device_resources, torch_device
 from bolly_ray.gpu_memory import with_batch_halving
+from bolly_ray.model_cache import folders_for, hub_cache
 from bolly_ray.modules import installed
 from bolly_ray.spec import (
     ComputeKind,
@@ -60,6 +61,7 @@ class TranslateStage(ChecksTranscriptInputs, Stage):
         outputs=("translations",), settings_model=TranslateSettings,
         job_fields=("source_language", "target_languages"), compute=ComputeKind.GPU,
         critical=False, resources=Resources(cpus=1, gpus=0.5, memory_mb=6144),
+        optional_requirements=("transformers>=4.40", "torch>=2.1"),
         timeout_s=3 * 3600, version="1")
 
     def resources(self, settings: TranslateSettings,  # type: ignore[override]
@@ -78,6 +80,9 @@ class TranslateStage(ChecksTranscriptInputs, Stage):
             return None
         return (f"nothing to translate: no target language differs from the source "
                 f"({job.get('source_language')})")
+
+    def model_folders(self, settings: TranslateSettings) -> list[Path]:  # type: ignore[override]
+        return folders_for(settings.model, hub_cache())
 
     def missing_models(self, settings: TranslateSettings) -> list[str]:  # type: ignore[override]
         if not installed("transformers"):

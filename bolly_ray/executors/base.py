@@ -80,10 +80,12 @@ class JobProgress:
 
 class Executor(ABC):
     def __init__(self, registry: Registry, observers: Observers | None = None,
-                 cpu_stages: str = "native") -> None:
+                 cpu_stages: str = "native", gpu_stages: str = "native") -> None:
         self.registry = registry
         self.observers = observers or Observers()
-        self.cpu_stages = cpu_stages
+        self.in_docker = {kind for kind, where in ((ComputeKind.CPU, cpu_stages),
+                                                   (ComputeKind.GPU, gpu_stages))
+                          if where == "docker"}
         self.containers: ContainerRunner | None = None
         self._failed_submits: list[Finished] = []
 
@@ -91,8 +93,8 @@ class Executor(ABC):
             ) -> list[JobOutcome]:
         sessions = self.preflight(jobs, selection or Selection())
         try:
-            if self.cpu_stages == "docker":
-                self.containers = container_runner(sessions, self.registry)
+            if self.in_docker:
+                self.containers = container_runner(sessions, self.registry, self.in_docker)
             self._start(sessions)
             with job_logs([(s.job.id, s.dir.logs / "run.log") for s in sessions]):
                 return self._drive(sessions)
@@ -114,9 +116,8 @@ class Executor(ABC):
             raise UsageError("\n".join(problems))
         if missing:
             raise PreflightError("missing models:\n  " + "\n  ".join(sorted(missing)))
-        native = selected_of_kind(sessions, self.registry, ComputeKind.GPU)
-        if self.cpu_stages == "native":
-            native |= selected_of_kind(sessions, self.registry, ComputeKind.CPU)
+        native = {name for kind in ComputeKind if kind not in self.in_docker
+                  for name in selected_of_kind(sessions, self.registry, kind)}
         missing = missing_libraries(self.registry, native)
         if missing:
             raise UsageError("missing libraries for native stages:\n  " + "\n  ".join(missing))
@@ -395,8 +396,12 @@ def selected_of_kind(sessions: list[JobSession], registry: Registry, kind: Compu
             if registry[name].spec.compute == kind}
 
 
-def container_runner(sessions: list[JobSession], registry: Registry) -> ContainerRunner:
-    """Images for every CPU stage these jobs will run; all missing ones named at once."""
-    images = resolve_images(docker_client(),
-                            selected_of_kind(sessions, registry, ComputeKind.CPU))
+def container_runner(sessions: list[JobSession], registry: Registry,
+                     kinds: set[ComputeKind]) -> ContainerRunner:
+    """Images for every stage of these kinds the jobs will run (a stage every job skips
+    needs none); all missing ones named at once."""
+    running = {name for s in sessions for name in s.selected if not s.skip_reason(name)}
+    images = resolve_images(docker_client(), {name for kind in kinds for name in
+                                              selected_of_kind(sessions, registry, kind)
+                                              if name in running})
     return ContainerRunner(images, keep=os.environ.get("BOLLY_RAY_KEEP_CONTAINERS") == "1")

@@ -15,6 +15,7 @@ from typing import Any
 from bolly_ray.attempt import run_attempt
 from bolly_ray.driver import AttemptOutcome, AttemptPlan, JobSession
 from bolly_ray.executors.base import Executor, Finished
+from bolly_ray.hardware import detect_gpus, local_gpus
 from bolly_ray.spec import ComputeKind
 
 
@@ -23,6 +24,7 @@ class LocalExecutor(Executor):
         self._models: dict[tuple[str, str | None], Any] = {}
         self._done: list[Finished] = []
         self._handles = count()
+        self._gpus = detect_gpus() if self.containers is not None else 0
 
     def _submit(self, plan: AttemptPlan, scratch: Path) -> Hashable:
         handle = next(self._handles)
@@ -43,7 +45,8 @@ class LocalExecutor(Executor):
     def _attempt(self, plan: AttemptPlan, scratch: Path) -> AttemptOutcome:
         stage = self.registry[plan.stage]
         if self.containers is not None and plan.stage in self.containers.images:
-            return self.containers(plan, scratch)
+            wants_gpu = stage.resources(plan.settings, self._gpus).gpus > 0
+            return self.containers(plan, scratch, local_gpus() if wants_gpu else ())
         if plan.spec.compute != ComputeKind.GPU:
             return run_attempt(stage, plan, scratch, runner="local")
         key = (plan.stage, stage.model_id(plan.settings))

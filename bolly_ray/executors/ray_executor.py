@@ -1,5 +1,9 @@
 """The Ray executor: GPU-kind stages in warm actor pools, CPU stages as tasks.
 
+In docker mode a stage's attempts are tasks that run its container: CPU stages with
+`--cpu-stages docker`, GPU stages with `--gpu-stages docker` (a task holding the GPUs the
+stage asks for, which its container is given).
+
 With no address it starts an embedded Ray on this machine (loopback only, GPUs from the
 hardware probe); with one it joins a running cluster. Placement follows what stages declare,
 never their names: a pool of actors per (stage, model) sized to the GPUs, CPU tasks spread
@@ -29,7 +33,7 @@ from bolly_ray.driver import AttemptOutcome, AttemptPlan, JobSession
 from bolly_ray.errors import PreflightError, WorkerLostError
 from bolly_ray.events import Observers
 from bolly_ray.executors.base import Executor, Finished, selected_of_kind
-from bolly_ray.executors.ray_worker import StageActor, WorkerResult, cpu_attempt, reap_node
+from bolly_ray.executors.ray_worker import StageActor, WorkerResult, reap_node, task_attempt
 from bolly_ray.hardware import detect_gpus
 from bolly_ray.registry import Registry
 from bolly_ray.report import RAY_TIMELINE
@@ -81,8 +85,9 @@ class _Pool:
 class RayExecutor(Executor):
     def __init__(self, registry: Registry, observers: Observers | None = None,
                  address: str | None = None, cpu_stages: str = "native",
+                 gpu_stages: str = "native",
                  worker_env: dict[str, str] | None = None) -> None:
-        super().__init__(registry, observers, cpu_stages)
+        super().__init__(registry, observers, cpu_stages, gpu_stages)
         self.address = address or os.environ.get("RAY_ADDRESS") or None
         self.worker_env = dict(worker_env or {})
         self._embedded = False
@@ -104,7 +109,8 @@ class RayExecutor(Executor):
         cpu = selected_of_kind(sessions, self.registry, ComputeKind.CPU)
         check_serialisable({stage for stage, _ in self._demand} | cpu, self.registry)
         for key, need in self._demand.items():
-            if need.fresh:  # models load while the CPU stages run; reruns load on demand
+            # models load while the CPU stages run; reruns load on demand
+            if need.fresh and not self._runtime(key[0]):
                 self._pools[key] = self._new_pool(key, need)
 
     def _save_trace(self, sessions: list[JobSession]) -> None:
@@ -136,7 +142,7 @@ class RayExecutor(Executor):
     def _submit(self, plan: AttemptPlan, scratch: Path) -> Hashable:
         stage = self.registry[plan.stage]
         shipped = self._ship(plan)
-        if plan.spec.compute == ComputeKind.GPU:
+        if plan.spec.compute == ComputeKind.GPU and not self._runtime(plan.stage):
             key = (plan.stage, stage.model_id(plan.settings))
             if key not in self._pools:
                 self._pools[key] = self._new_pool(key, self._demand[key])
@@ -147,7 +153,7 @@ class RayExecutor(Executor):
             self._inflight[ref] = (scratch, key, index)
         else:
             containers = self.containers if self._runtime(plan.stage) else None
-            ref = cpu_attempt.options(**self._task_options(stage, plan)).remote(
+            ref = task_attempt.options(**self._task_options(stage, plan)).remote(
                 stage, plan, shipped, containers)
             self._inflight[ref] = (scratch, ("", None), -1)
         return ref
@@ -218,7 +224,7 @@ class RayExecutor(Executor):
 
     def _task_options(self, stage: Stage, plan: AttemptPlan) -> dict[str, Any]:
         resources = stage.resources(plan.settings, self._cluster.get("GPU", 0.0))
-        options: dict[str, Any] = {"num_cpus": resources.cpus,
+        options: dict[str, Any] = {"num_cpus": resources.cpus, "num_gpus": resources.gpus,
                                    "memory": resources.memory_mb * MIB,
                                    "scheduling_strategy": "SPREAD"}
         options.update(self._placement(stage, plan))

@@ -1,4 +1,5 @@
-"""The Ray side of an attempt: a task function for CPU stages, an actor class for GPU stages.
+"""The Ray side of an attempt: a task function (CPU stages, and any stage in a container),
+an actor class for GPU stages that keep their model loaded.
 
 Both are defined once, at import. Inputs arrive packed (through the object store) or, for
 the source media, as a path on the node; they are unpacked into a private scratch folder,
@@ -49,7 +50,9 @@ def execute(stage: Stage, plan: AttemptPlan, shipped: Shipped, model: Any, runne
                   for name, value in shipped.items()}
         local_plan = replace(plan, inputs=inputs)
         if containers is not None:
-            outcome = containers(local_plan, scratch / "attempt")
+            # the GPUs Ray granted this task (none for a CPU attempt), by id, as Docker wants
+            gpus = [str(gpu) for gpu in ray.get_gpu_ids()]
+            outcome = containers(local_plan, scratch / "attempt", gpus)
         else:
             (scratch / "out").mkdir()
             outcome = run_attempt(stage, local_plan, scratch / "out", model, runner)
@@ -70,7 +73,7 @@ def _materialise(value: ray.ObjectRef | str, folder: Path) -> Path:
 
 
 @ray.remote(max_retries=0)
-def cpu_attempt(stage: Stage, plan: AttemptPlan, shipped: dict[str, Any],
+def task_attempt(stage: Stage, plan: AttemptPlan, shipped: dict[str, Any],
                 containers: ContainerRunner | None = None) -> WorkerResult:
     return execute(stage, plan, shipped, None, "task", containers)
 

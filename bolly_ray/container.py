@@ -105,7 +105,9 @@ def run_in_container(plan: AttemptPlan, image: str, scratch: Path, gpus: GpuGran
         inside = f"/in/{name}/{path.name}"
         mounts.append(Mount(inside, str(path.resolve()), type="bind", read_only=True))
         inputs[name] = inside
-    mounts += [Mount(str(f), str(f), type="bind", read_only=True) for f in plan.model_folders]
+    # the driver's paths: a node without one lets the stage report its model missing
+    mounts += [Mount(str(f), str(f), type="bind", read_only=True)
+               for f in plan.model_folders if f.is_dir()]
     request = {"job_id": plan.job_id, "stage": plan.stage, "inputs": inputs,
                "settings": plan.settings.model_dump(mode="json"),
                "job_facts": dict(plan.job_facts)}

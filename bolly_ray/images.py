@@ -38,7 +38,7 @@ DEFAULT_BASE = "python:3.11-slim"
 CORE_REQUIREMENTS = ("pydantic>=2.7,<3", "pysubs2>=1.7", "pycountry>=22")
 WHEEL_PLATFORMS = ("manylinux_2_17_x86_64", "manylinux2014_x86_64", "manylinux_2_28_x86_64")
 NOMINAL_BASE_MB = {DEFAULT_BASE: 130.0}
-NOMINAL_FFMPEG_MB = 420.0  # Debian's ffmpeg and the libraries it pulls in
+NOMINAL_FFMPEG_MB = 250.0  # Debian's ffmpeg and its libraries, less what slim-ffmpeg.sh drops
 NOMINAL_WHEELS_MB = 25.0  # bolly-ray, pydantic (+ core), pysubs2, pycountry, unpacked
 OWN_WHEEL_MB = 2.0
 # Installed size of a requirement with its dependencies, where it is heavy (measured here;
@@ -46,6 +46,7 @@ OWN_WHEEL_MB = 2.0
 NOMINAL_REQUIREMENT_MB = {"faster-whisper": 410.0, "spacy": 250.0, "numpy": 60.0,
                           "nvidia-cublas-cu12": 780.0, "nvidia-cudnn-cu12": 1060.0,
                           "whisperx": 7000.0, "pyannote.audio": 6600.0, "torch": 6400.0}
+INSTALL_STAGE_LABEL = "bolly-ray.build-stage=install"  # set in Dockerfile.stage
 IMAGE_PYTHON = "3.11"
 WHEEL_RECIPE = "strip-debug-2"  # changing it makes every cached wheel set fresh
 # CUDA's and PyTorch's libraries stay byte for byte as NVIDIA and PyTorch ship them.
@@ -139,12 +140,15 @@ def _pip(args: list[str]) -> None:
 
 def build_image(client: object, plan: ImagePlan, wheels: list[Path],
                 say: Callable[[str], None]) -> tuple[str, int]:
-    """Build one image; returns (image id, size in bytes)."""
+    """Build one image; returns (image id, size in bytes). The image it replaces under the
+    same tag is removed, and so are the build's own intermediate images."""
     import docker.errors
 
+    before = _image_id(client, plan.tag)
     with tempfile.TemporaryDirectory(prefix="bolly-image-") as tmp:
         context = Path(tmp)
         shutil.copy(REPO / "docker" / "Dockerfile.stage", context / "Dockerfile")
+        shutil.copy(REPO / "docker" / "slim-ffmpeg.sh", context / "slim-ffmpeg.sh")
         (context / "wheels").mkdir()
         for wheel in wheels:
             shutil.copy(wheel, context / "wheels" / wheel.name)
@@ -160,8 +164,22 @@ def build_image(client: object, plan: ImagePlan, wheels: list[Path],
             raise UsageError(f"building {plan.tag} failed: {err.msg}") from None
         except docker.errors.APIError as err:
             raise UsageError(f"building {plan.tag} failed: {err.explanation}") from None
+        finally:  # the install stage's images hold every wheel: gigabytes for a GPU image
+            client.images.prune(filters={"dangling": True, "label": INSTALL_STAGE_LABEL})  # type: ignore[attr-defined]
+    if before not in (None, image.id):
+        with contextlib.suppress(docker.errors.APIError):  # still used by a container
+            client.images.remove(before)  # type: ignore[attr-defined]
     say(f"built {plan.tag} ({image.attrs['Size'] / 1e6:.0f} MB)")
     return image.id, int(image.attrs["Size"])
+
+
+def _image_id(client: object, tag: str) -> str | None:
+    import docker.errors
+
+    try:
+        return str(client.images.get(tag).id)  # type: ignore[attr-defined]
+    except docker.errors.ImageNotFound:
+        return None
 
 
 def estimated_size_mb(client: object | None, plan: ImagePlan, cache: Path) -> float:

@@ -12,8 +12,10 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
+import docker.errors
 import pytest
 
 from bolly_ray.errors import UsageError
@@ -214,6 +216,44 @@ def test_images_dry_run_lists_sizes_without_building(docker_client: object,
     after = {i.id for i in docker_client.images.list(all=True)}  # type: ignore[attr-defined]
     assert after == before
 
+
+
+def test_images_dry_run_in_full_mode_lists_gpu_stages_with_cuda(docker_client: object,
+                                                                 tmp_path: Path) -> None:
+    done = bolly("images", "build", "--mode", "full", "--dry-run", cwd=tmp_path,
+                 env={"COLUMNS": "200"})
+    assert done.returncode == 0, done.stderr
+    rows = {line.split("│")[1].strip(): line for line in done.stderr.splitlines()
+            if line.count("│") > 4 and "bolly-ray-" in line}
+    gpu_stages = {"asr", "align", "diarize", "translate"}
+    assert {tag.split(":")[0].removeprefix("bolly-ray-") for tag in rows} == \
+        set(STAGES) | gpu_stages
+    for tag, line in rows.items():
+        cuda = line.split("│")[4].strip()
+        assert cuda == ("yes" if tag.split(":")[0].removeprefix("bolly-ray-") in gpu_stages
+                        else ""), line
+
+
+def test_a_rebuilt_image_replaces_the_old_one_and_leaves_no_intermediates(
+        stage_images: dict, docker_client: object) -> None:
+    from bolly_ray.images import bolly_ray_wheel, build_image, plan_images, wheels_for
+
+    [plan] = plan_images(default_registry(), "native", "glossary", BASE)
+    cache = Path.home() / ".cache" / "bolly-ray" / "wheels"
+    wheels = [bolly_ray_wheel(cache), *wheels_for(plan.requirements, cache)]
+    old = stage_images["glossary"]
+    try:  # another base gives another image under the same tag
+        new, _ = build_image(docker_client, replace(plan, base_image=FFMPEG_BASE), wheels,
+                             lambda _: None)
+        assert new != old
+        with pytest.raises(docker.errors.ImageNotFound):
+            docker_client.images.get(old)  # type: ignore[attr-defined]
+        for label in ("bolly-ray.stage", "bolly-ray.build-stage=install"):
+            assert docker_client.images.list(  # type: ignore[attr-defined]
+                filters={"dangling": True, "label": label}) == []
+    finally:
+        restored, _ = build_image(docker_client, plan, wheels, lambda _: None)
+        stage_images["glossary"] = restored
 
 
 def test_the_tmdb_key_reaches_its_container_only_through_a_private_file(

@@ -11,7 +11,6 @@ since its previous result: 1 for its first job (or after a restart), 0 after tha
 from __future__ import annotations
 
 import shutil
-import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -24,6 +23,7 @@ from bolly_ray.attempt import run_attempt
 from bolly_ray.container import ContainerRunner, docker_client, reap
 from bolly_ray.driver import AttemptPlan
 from bolly_ray.errors import BollyRayError
+from bolly_ray.scratch import new_scratch, remove_orphaned
 from bolly_ray.secrets import Secrets
 from bolly_ray.spec import Stage, StageSettings
 from bolly_ray.transfer import PackedArtifact, pack, unpack
@@ -44,7 +44,8 @@ class WorkerResult:
 def execute(stage: Stage, plan: AttemptPlan, shipped: Shipped, model: Any, runner: str,
             containers: ContainerRunner | None = None) -> WorkerResult:
     started = time.perf_counter()
-    scratch = Path(tempfile.mkdtemp(prefix=f"bolly-ray-{plan.stage}-"))
+    remove_orphaned()  # what workers killed on this node left behind
+    scratch = new_scratch(plan.stage)
     try:
         inputs = {name: _materialise(value, scratch / "in" / name)
                   for name, value in shipped.items()}

@@ -42,9 +42,15 @@ def asr_image(docker_client: object, tmp_path_factory: pytest.TempPathFactory) -
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A demo job run natively once: the reference, and the inputs asr reads."""
-    return demo_job(tmp_path_factory.mktemp("gpu-demo") / "demo")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """A demo job run natively once: its job file, and its asr record as the reference."""
+    job = demo_job(tmp_path_factory.mktemp("gpu-demo") / "demo")
+    return job, asr_record(job)
+
+
+@pytest.fixture
+def demo(demo_run: tuple[Path, dict]) -> Path:
+    return demo_run[0]
 
 
 def asr_record(job: Path) -> dict:
@@ -64,15 +70,18 @@ def test_without_the_image_the_run_names_the_command_that_builds_it(
     assert asr_record(demo) == before
 
 
-def test_asr_in_its_container_writes_the_native_transcript(asr_image: str, demo: Path,
-                                                           tmp_path: Path) -> None:
-    native = asr_record(demo)
-    done = bolly("run", demo, "--only", "asr", "--gpu-stages", "docker", "--executor", "ray",
-                 cwd=tmp_path, timeout=300)
+@pytest.mark.parametrize("executor", ["local", "ray"])
+def test_asr_in_its_container_writes_the_native_transcript(
+        asr_image: str, demo_run: tuple[Path, dict], tmp_path: Path, executor: str) -> None:
+    demo, native = demo_run
+    assert native["runner"] in ("local", "actor")  # the demo ran it natively
+    done = bolly("run", demo, "--only", "asr", "--gpu-stages", "docker", "--executor", executor,
+                 "--force", cwd=tmp_path, timeout=300)
     assert done.returncode == 0, done.stderr
     record = asr_record(demo)
     assert (record["runner"], record["image"]) == ("docker", asr_image)
     assert record["key"] != native["key"]  # the image is part of the cache key
+    assert record["metrics"]["audio_s"] == native["metrics"]["audio_s"]
     assert record["outputs"]["raw_transcript"]["sha256"] == \
         native["outputs"]["raw_transcript"]["sha256"]
 

@@ -41,10 +41,11 @@ NOMINAL_BASE_MB = {DEFAULT_BASE: 130.0}
 NOMINAL_FFMPEG_MB = 250.0  # Debian's ffmpeg and its libraries, less what slim-ffmpeg.sh drops
 NOMINAL_WHEELS_MB = 25.0  # bolly-ray, pydantic (+ core), pysubs2, pycountry, unpacked
 OWN_WHEEL_MB = 2.0
-# Installed size of a requirement with its dependencies, where it is heavy (measured here;
-# the torch stack is PyPI's CUDA build with NVIDIA's libraries).
-NOMINAL_REQUIREMENT_MB = {"faster-whisper": 410.0, "spacy": 250.0, "numpy": 60.0,
-                          "nvidia-cublas-cu12": 780.0, "nvidia-cudnn-cu12": 1060.0,
+# Installed size of a requirement with its dependencies, where it is heavy, for estimates
+# before its wheels are downloaded: measured in images built here, except the torch stack
+# (PyPI's CUDA build with NVIDIA's libraries, never built here: a rough figure).
+NOMINAL_REQUIREMENT_MB = {"faster-whisper": 410.0, "spacy": 165.0, "numpy": 60.0,
+                          "nvidia-cublas-cu12": 573.0, "nvidia-cudnn-cu12": 835.0,
                           "whisperx": 7000.0, "pyannote.audio": 6600.0, "torch": 6400.0}
 INSTALL_STAGE_LABEL = "bolly-ray.build-stage=install"  # set in Dockerfile.stage
 IMAGE_PYTHON = "3.11"
@@ -165,7 +166,9 @@ def build_image(client: object, plan: ImagePlan, wheels: list[Path],
         except docker.errors.APIError as err:
             raise UsageError(f"building {plan.tag} failed: {err.explanation}") from None
         finally:  # the install stage's images hold every wheel: gigabytes for a GPU image
-            client.images.prune(filters={"dangling": True, "label": INSTALL_STAGE_LABEL})  # type: ignore[attr-defined]
+            with contextlib.suppress(docker.errors.APIError):  # another prune is running
+                client.images.prune(  # type: ignore[attr-defined]
+                    filters={"dangling": True, "label": INSTALL_STAGE_LABEL})
     if before not in (None, image.id):
         with contextlib.suppress(docker.errors.APIError):  # still used by a container
             client.images.remove(before)  # type: ignore[attr-defined]

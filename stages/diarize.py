@@ -134,7 +134,10 @@ class DiarizeStage(Stage):
     def run(self, ctx: StageContext, model: Any = None) -> StageResult:
         settings = ctx.settings
         assert isinstance(settings, DiarizeSettings)
-        pipeline = model if model is not None else self.load_model(settings)
+        if model is None:  # in a container: the token comes from the attempt's secrets
+            with ctx.secrets.exported():
+                model = self.load_model(settings)
+        pipeline = model
         audio = read_wav(ctx.inputs["audio"])
         turns, batch = with_batch_halving(
             lambda size: diarize(pipeline, audio, settings, size), settings.batch_size,

@@ -75,7 +75,7 @@ def _materialise(value: ray.ObjectRef | str, folder: Path) -> Path:
 
 @ray.remote(max_retries=0)
 def task_attempt(stage: Stage, plan: AttemptPlan, shipped: dict[str, Any],
-                containers: ContainerRunner | None = None) -> WorkerResult:
+                 containers: ContainerRunner | None = None) -> WorkerResult:
     return execute(stage, plan, shipped, None, "task", containers)
 
 

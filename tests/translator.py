@@ -17,37 +17,49 @@ WORDS = ["raj", "tum", "kahan", "ho", "simran", "ka", "phone", "aaya", "main", "
 PUNCTUATION = [",", ".", "?", "!", "[", "]", *"123456789"]
 
 
-def build_tiny_translator(folder: Path, steps: int = 1200, seeds: int = 4) -> Path:
-    """Train with one seed after another until the model copies a held-out sentence with
-    placeholders in both prompt styles (training speed and thread count vary by machine,
-    and a few seeds do not converge in 1,200 steps)."""
+# Sentences as the translate stage hands them over (names already masked), unseen in
+# training, to be copied token for token.
+HELD_OUT = ["[1] tum kahan ho?", "[1] ka phone aaya.", "main ghar ja raha hoon yaar.",
+            "[1] [2] chalo kal milte hain."]
+# The stage tests' first sentence: "]," is one unknown token to the word-level tokenizer;
+# the name comes back only if the copy still starts with the whole placeholder.
+WITH_UNKNOWN = "[1], tum kahan ho?"
+
+
+def build_tiny_translator(folder: Path, steps: int = 1200, seeds: int = 6) -> Path:
+    """Train with one seed after another until the model, loaded and prompted exactly as
+    the stage's two backends do it, copies every held-out sentence into both target
+    languages (training speed and thread count vary by machine, and some seeds do not
+    converge in 1,200 steps)."""
     for seed in range(seeds):
         model, tokenizer = train_copy_model(steps, seed)
-        if copies_placeholders(model, tokenizer):
-            model.save_pretrained(folder)
-            tokenizer.save_pretrained(folder)
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+        if copies_through_both_backends(folder):
             return folder
     raise AssertionError(f"no tiny translator learnt to copy in {seeds} seeds")
 
 
-def copies_placeholders(model: Any, tokenizer: Any) -> bool:
-    import torch
+def copies_through_both_backends(folder: Path) -> bool:
+    from bolly_ray.stages.translators import load_translator
 
-    words = ["[", "1", "]", ",", "tum", "kahan", "ho", "?", "[", "2", "]", "chalo"]
-    ids = tokenizer.convert_tokens_to_ids(words)
-    source, target = (tokenizer.convert_tokens_to_ids(t) for t in ("hin_Latn", "eng_Latn"))
-    for prompt in ([source], [source, target]):
-        tokens = torch.tensor([[*prompt, *ids, tokenizer.eos_token_id]])
-        out = model.generate(input_ids=tokens, forced_bos_token_id=target, num_beams=1,
-                             max_new_tokens=24)
-        if out[0].tolist()[2:2 + len(ids)] != ids:
-            return False
+    for backend in ("nllb", "indictrans2"):
+        translator = load_translator(backend, str(folder), "cpu")
+        tokenize = translator.tokenizer.tokenize
+        for target in ("eng_Latn", "hin_Deva"):
+            *copies, unknown = translator.translate(
+                [*HELD_OUT, WITH_UNKNOWN], "hin_Latn", target, batch_size=8, num_beams=1,
+                max_new_tokens=48)
+            if [tokenize(text) for text in copies] != [tokenize(text) for text in HELD_OUT]:
+                return False
+            if tokenize(unknown)[:3] != ["[", "1", "]"]:
+                return False
     return True
 
 
 def train_copy_model(steps: int, seed: int) -> tuple[Any, Any]:
     import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
     from transformers import (
         M2M100Config,
         M2M100ForConditionalGeneration,
@@ -61,6 +73,9 @@ def train_copy_model(steps: int, seed: int) -> tuple[Any, Any]:
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     backend.pre_tokenizer = pre_tokenizers.Whitespace()
     backend.decoder = decoders.WordPiece(prefix="##")
+    # like IndicTrans2's tokenizer, it ends a sentence with </s> when asked for special tokens
+    backend.post_processor = processors.TemplateProcessing(
+        single="$A </s>", special_tokens=[("</s>", vocab["</s>"])])
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=backend, pad_token="<pad>", bos_token="<s>", eos_token="</s>",
         unk_token="<unk>", additional_special_tokens=LANGUAGE_TAGS)

@@ -226,16 +226,24 @@ def local_images(client: object) -> list[dict[str, object]]:
     return sorted(rows, key=lambda r: str(r["tag"]))
 
 
-def resolve_images(client: object, stages: Iterable[str]) -> dict[str, str]:
-    """stage -> image id for this version's images; every missing one is named at once."""
+def resolve_images(client: object, stages: Iterable[str], gpu_stages: Iterable[str] = ()
+                   ) -> dict[str, str]:
+    """stage -> image id for this version's images (`gpu_stages` are GPU-kind stages, whose
+    images another mode builds); every missing one is named at once, with its command."""
     import docker.errors
 
-    found, missing = {}, []
-    for stage in sorted(set(stages)):
+    found, missing = {}, {False: [], True: []}
+    gpu = set(gpu_stages)
+    for stage in sorted(set(stages) | gpu):
         try:
             found[stage] = client.images.get(image_tag(stage)).id  # type: ignore[attr-defined]
         except docker.errors.ImageNotFound:
-            missing.append(image_tag(stage))
-    if missing:
-        raise UsageError(f"no image for {', '.join(missing)}: run `bolly-ray images build`")
+            missing[stage in gpu].append(image_tag(stage))
+    commands = {False: "`bolly-ray images build`",
+                True: "`bolly-ray images build --mode full` (or `--mode cpu` where there is "
+                      "no GPU)"}
+    problems = [f"no image for {', '.join(tags)}: run {commands[gpu_kind]}"
+                for gpu_kind, tags in missing.items() if tags]
+    if problems:
+        raise UsageError("\n".join(problems))
     return found

@@ -65,7 +65,8 @@ def test_without_the_image_the_run_names_the_command_that_builds_it(
     before = asr_record(demo)
     done = bolly("run", demo, "--only", "asr", "--gpu-stages", "docker", cwd=tmp_path)
     assert done.returncode == 2
-    assert f"no image for {ASR}: run `bolly-ray images build`" in done.stderr
+    assert (f"no image for {ASR}: run `bolly-ray images build --mode full` (or `--mode cpu` "
+            "where there is no GPU)") in done.stderr
     assert "Traceback" not in done.stderr
     assert asr_record(demo) == before
 

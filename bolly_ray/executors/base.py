@@ -401,7 +401,7 @@ def container_runner(sessions: list[JobSession], registry: Registry,
     """Images for every stage of these kinds the jobs will run (a stage every job skips
     needs none); all missing ones named at once."""
     running = {name for s in sessions for name in s.selected if not s.skip_reason(name)}
-    images = resolve_images(docker_client(), {name for kind in kinds for name in
-                                              selected_of_kind(sessions, registry, kind)
-                                              if name in running})
+    wanted = {kind: selected_of_kind(sessions, registry, kind) & running for kind in kinds}
+    images = resolve_images(docker_client(), wanted.get(ComputeKind.CPU, set()),
+                            wanted.get(ComputeKind.GPU, set()))
     return ContainerRunner(images, keep=os.environ.get("BOLLY_RAY_KEEP_CONTAINERS") == "1")

@@ -38,6 +38,7 @@ from bolly_ray.errors import (
     WorkerLostError,
 )
 from bolly_ray.model_cache import cache_environment
+from bolly_ray.spec import Stage
 
 LABEL = "bolly-ray"
 SECRETS_FILE = "/run/bolly-ray/secrets.json"
@@ -56,9 +57,10 @@ class ContainerRunner:
     images: dict[str, str]
     keep: bool = False
 
-    def __call__(self, plan: AttemptPlan, scratch: Path, gpus: GpuGrant = ()
+    def __call__(self, stage: Stage, plan: AttemptPlan, scratch: Path, gpus: GpuGrant = ()
                  ) -> AttemptOutcome:
-        return run_in_container(plan, self.images[plan.stage], scratch, gpus, keep=self.keep)
+        return run_in_container(plan, self.images[plan.stage], scratch, gpus,
+                                stage.model_folders(plan.settings), keep=self.keep)
 
 
 def docker_client() -> docker.DockerClient:
@@ -86,8 +88,11 @@ def reap(client: docker.DockerClient, job_ids: set[str]) -> int:
     return removed
 
 
-def run_in_container(plan: AttemptPlan, image: str, scratch: Path, gpus: GpuGrant = (), *,
-                     keep: bool = False) -> AttemptOutcome:
+def run_in_container(plan: AttemptPlan, image: str, scratch: Path, gpus: GpuGrant = (),
+                     model_folders: Sequence[Path] = (), *, keep: bool = False
+                     ) -> AttemptOutcome:
+    """One attempt in `image`; `model_folders` are where its model is read from on this
+    node, mounted read-only at the same paths."""
     client = docker_client()
     requests = device_requests(gpus)
     if requests and client.images.get(image).labels.get(f"{LABEL}.cuda") != "1":
@@ -105,9 +110,7 @@ def run_in_container(plan: AttemptPlan, image: str, scratch: Path, gpus: GpuGran
         inside = f"/in/{name}/{path.name}"
         mounts.append(Mount(inside, str(path.resolve()), type="bind", read_only=True))
         inputs[name] = inside
-    # the driver's paths: a node without one lets the stage report its model missing
-    mounts += [Mount(str(f), str(f), type="bind", read_only=True)
-               for f in plan.model_folders if f.is_dir()]
+    mounts += [Mount(str(f), str(f), type="bind", read_only=True) for f in model_folders]
     request = {"job_id": plan.job_id, "stage": plan.stage, "inputs": inputs,
                "settings": plan.settings.model_dump(mode="json"),
                "job_facts": dict(plan.job_facts)}
@@ -117,7 +120,7 @@ def run_in_container(plan: AttemptPlan, image: str, scratch: Path, gpus: GpuGran
             request["secrets_file"] = SECRETS_FILE
         (io_dir / "request.json").write_text(json.dumps(request))
         options = hardening(plan)
-        if plan.model_folders:
+        if model_folders:
             options["environment"].update(cache_environment())
         container = client.containers.create(image, ["/io/request.json"], mounts=mounts,
                                              labels=labels_for(plan, scratch),

@@ -49,8 +49,6 @@ class AttemptPlan:
     key: str
     secrets: Secrets = field(default_factory=Secrets)
     """What the stage declared, read from the driver's environment; never written down."""
-    model_folders: tuple[Path, ...] = ()
-    """Where its model is read from on the driver's machine (mounted into its container)."""
 
 
 @dataclass
@@ -190,8 +188,7 @@ class JobSession:
             model_id=self.registry[stage].model_id(settings), runtime=runtime,
             inputs={a: self._input_hash(a) for a in inputs})
         return AttemptPlan(self.job.id, stage, spec, settings, inputs, facts, key,
-                           Secrets.from_env().only(spec.secrets),
-                           tuple(self.registry[stage].model_folders(settings)))
+                           Secrets.from_env().only(spec.secrets))
 
     def is_cached(self, plan: AttemptPlan) -> bool:
         if plan.stage in self._forced:

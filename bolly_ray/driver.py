@@ -247,6 +247,7 @@ class JobSession:
         if missing:
             raise StageError(f"{plan.stage}: the stage did not produce {missing}")
         record = self.record(plan.stage)
+        earlier = record.outputs
         folder = self.dir.stage_folder(self.pipeline.number(plan.stage), plan.stage)
         record.outputs = {
             artifact: self.dir.publish(outcome.scratch / rel,
@@ -258,6 +259,8 @@ class JobSession:
             outcome.runner, outcome.node_id, outcome.node_ip, outcome.image)
         record.metrics = dict(outcome.metrics)
         self._save()
+        kept = {o.path for o in record.outputs.values()}
+        self.dir.remove_outputs(o for o in earlier.values() if o.path not in kept)
 
     @staticmethod
     def _destination(spec: StageSpec, artifact: str, folder: str, rel: str) -> str:

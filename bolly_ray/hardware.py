@@ -110,7 +110,8 @@ def _read_cache(cache: Path) -> HardwareProfile | None:
     except (ValueError, TypeError, KeyError, OSError) as err:
         log.warning("ignoring the hardware cache %s (%s)", cache, type(err).__name__)
         return None
-    fresh = time.time() - profile.detected_at < CACHE_TTL_S
+    age = time.time() - profile.detected_at
+    fresh = 0 <= age < CACHE_TTL_S  # a time in the future (clock moved back) is not fresh
     return profile if fresh and profile.host == socket.gethostname() else None
 
 

@@ -79,6 +79,10 @@ def plan_images(registry: Registry, mode: Mode, stage: str | None = None,
     cpu and full = every stage (full also gives GPU-kind stages CUDA's libraries)."""
     if stage is not None and stage not in registry:
         raise UsageError(f"unknown stage {stage!r} (stages: {', '.join(registry)})")
+    if stage and mode == "native" and registry[stage].spec.compute == ComputeKind.GPU:
+        raise UsageError(f"{stage} is a GPU stage: in native mode it runs natively and has no "
+                         f"image; --mode full builds it with CUDA's libraries, --mode cpu "
+                         "without")
     plans = []
     for name, impl in registry.items():
         spec = impl.spec

@@ -9,8 +9,10 @@ they come from the environment (see `bolly_ray.secrets`).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import getpass
+import glob
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -194,7 +196,22 @@ def load_job(path: Path, specs: Iterable[StageSpec], overrides: Iterable[str] = 
     data = apply_overrides(read_job_data(path), overrides, {s.name for s in specs})
     job = validate_job(data, specs, str(path)).resolved(path.parent.resolve())
     check_paths(job.named_paths(), str(path))
+    if "created" not in data:
+        job = with_existing_folder(job)
     return job
+
+
+def with_existing_folder(job: JobBase) -> JobBase:
+    """A job file without `created`, run on another day, finds the folder an earlier run
+    made for its id (the newest, if several) instead of starting a new one."""
+    pattern = f"[0-9][0-9][0-9][0-9]/[0-9][0-9]/[0-9][0-9]/{glob.escape(job.user)}/" \
+              f"{glob.escape(job.id)}/manifest.json"
+    dates = []
+    for manifest in job.out_root.glob(pattern):
+        with contextlib.suppress(ValueError):
+            year, month, day = manifest.parts[-6:-3]
+            dates.append(dt.date(int(year), int(month), int(day)))
+    return job.model_copy(update={"created": max(dates)}) if dates else job
 
 
 def apply_overrides(data: dict[str, Any], overrides: Iterable[str],

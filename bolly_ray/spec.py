@@ -182,6 +182,12 @@ class Stage:
         caches); a stage container gets them mounted read-only at the same paths."""
         return []
 
+    def settings_here(self, settings: StageSettings) -> StageSettings:
+        """The settings as this machine resolves them, for a process that cannot resolve
+        them itself (a stage container): e.g. a model a package ships, named, becomes its
+        folder. The cache key still comes from the settings as written."""
+        return settings
+
     def load_model(self, settings: StageSettings) -> Any:
         """Load what a GPU stage keeps warm across jobs; CPU stages load nothing."""
         return None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 
 from bolly_ray.hashing import artifact_files, sha256_artifact
@@ -92,6 +93,18 @@ class JobDir:
             os.replace(source, target)
         fsync_path(target.parent)
         return OutputRecord(path=destination, sha256=digest, bytes=size)
+
+    def remove_outputs(self, records: Iterable[OutputRecord]) -> None:
+        """Delete outputs the manifest no longer lists (a new name, say mkv after mp4), so
+        the job folder holds only what the manifest describes."""
+        for record in records:
+            path = self.root / record.path
+            if not path.resolve().is_relative_to(self.root.resolve()):
+                continue  # the manifest is data: never let it point outside the job
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
 
     def verify(self, record: OutputRecord) -> bool:
         """Whether a published output is still there, unchanged."""

@@ -44,6 +44,7 @@ from bolly_ray.spec import (
     StageSpec,
 )
 from bolly_ray.stages.glossary import Glossary
+from bolly_ray.stages.packaged_models import PACKAGES, packaged_model
 from bolly_ray.stages.vad import Region, intersect, read_speech
 from bolly_ray.stages.whisper_backends import WINDOW_S, FasterWhisper, WhisperX, load_backend
 from bolly_ray.transcript import Segment, Transcript
@@ -77,10 +78,10 @@ class AsrSettings(StageSettings):
     hotwords: list[str] = Field(default_factory=list, description="Names and terms to favour")
     cpu_threads: int = Field(default=0, ge=0, description="CPU threads (0: every core; Ray "
                              "would otherwise give a CPU actor one thread)")
-    seed: int = Field(default=0, description="Seed of the temperature-fallback sampling. It "
-                      "makes a fresh worker's first job reproducible; CTranslate2 never "
-                      "reseeds its decoding threads, so a warm model's later jobs may sample "
-                      "differently where fallback happens (temperatures=[0.0] never samples)")
+    seed: int = Field(default=0, description="Seed of the temperature-fallback sampling, "
+                      "set before every job; a warm model that sampled is loaded anew first "
+                      "(CTranslate2 never reseeds its decoding threads), so the same audio "
+                      "and settings give the same transcript on a fresh or a warm worker")
     glossary_hotwords: Literal["names", "all", "none"] = Field(
         default="names", description="Glossary entries added to the hotwords: the cast, "
         "character and film names, every term, or none")
@@ -98,7 +99,8 @@ def resolve_device(device: str) -> str:
 
 
 def model_source(name: str) -> str:
-    """A local model folder as an absolute path; a model name as it is."""
+    """A local model folder as an absolute path; the folder of a model a package ships
+    (tiny.en, base) when that package is installed; any other model name as it is."""
     path = Path(name).expanduser()
     if path.is_dir():
         if not (path / "model.bin").is_file():
@@ -106,7 +108,8 @@ def model_source(name: str) -> str:
         return str(path.resolve())
     if "/" in name or name.startswith("."):
         raise UsageError(f"asr.model={name}: no such model folder")
-    return name
+    packaged = packaged_model(name)
+    return str(packaged) if packaged else name
 
 
 def load_whisper(settings: AsrSettings) -> FasterWhisper | WhisperX:
@@ -276,7 +279,10 @@ class AsrStage(Stage):
         return f"{settings.backend}:{source}:{settings.device}:{settings.compute_type}"
 
     def model_folders(self, settings: AsrSettings) -> list[Path]:  # type: ignore[override]
-        return folders_for(settings.model, hub_cache())
+        return folders_for(model_source(settings.model), hub_cache())
+
+    def settings_here(self, settings: AsrSettings) -> AsrSettings:  # type: ignore[override]
+        return settings.model_copy(update={"model": model_source(settings.model)})
 
     def missing_models(self, settings: AsrSettings) -> list[str]:  # type: ignore[override]
         missing = []
@@ -291,9 +297,10 @@ class AsrStage(Stage):
         try:
             download_model(source, local_files_only=True)
         except Exception:  # the hub raises several types for "not in the cache"
+            shipped = f", or pip install {PACKAGES[source]}" if source in PACKAGES else ""
             missing.append(f"asr: Whisper model {source!r} is not in the local model cache: "
-                           f"run `bolly-ray models pull {source}`, or set asr.model to a local "
-                           "CTranslate2 folder")
+                           f"run `bolly-ray models pull {source}`{shipped}, or set asr.model to "
+                           "a local CTranslate2 folder")
         return missing
 
     def pull_models(self, settings: AsrSettings,  # type: ignore[override]
@@ -316,9 +323,7 @@ class AsrStage(Stage):
         language = settings.language or ctx.job.get("source_language")
         regions = read_speech(ctx.inputs.get("speech"))  # None: no vad, transcribe it all
         settings = with_glossary(settings, ctx.inputs.get("glossary"))
-        import ctranslate2
-
-        ctranslate2.set_random_seed(settings.seed)  # fallback decoding samples at random
+        backend.seed(settings.seed)  # fallback decoding samples at random
         started = time.monotonic()
         piece_s, overlap_s = split_rule(settings)
         spans = [] if regions == [] else plan_spans(regions, audio_s, piece_s, SPAN_S, overlap_s)

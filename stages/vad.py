@@ -1,9 +1,16 @@
 """vad: where people speak, from the Silero VAD model, optionally confirmed by pyannote.
 
-The Silero v6 ONNX model ships inside faster-whisper's wheel, so this runs offline, on CPU,
-without PyTorch. Speech regions closer than `merge_gap_s` are merged (dialogue with short
-pauses stays one region) and each is padded; the result is a JSON list of regions in
-seconds that ASR uses to skip silence and songs' instrumental stretches. With
+Silero's model comes from one of two packages (`vad.model`). The silero-vad package (the
+`ml` extra, which brings PyTorch) ships Silero's current weights; the stage runs them with
+the package's own batched ONNX runner (`load_silero_vad(sequence=True)` and
+`get_speech_timestamps_sequence`, which give the same probabilities as its frame-by-frame
+`get_speech_timestamps`, faster). faster-whisper's wheel carries an earlier copy (Silero
+v6.0, the weights silero-vad 6.0-6.1 shipped) that runs without PyTorch, which is what the
+vad container image and a core install use. `auto` takes silero-vad when it is installed;
+the model's name and version go into the cache key and into the output, so regions from one
+are never reused for the other. Speech regions closer than `merge_gap_s` are merged
+(dialogue with short pauses stays one region) and each is padded; the result is a JSON list
+of regions in seconds that ASR uses to skip silence and songs' instrumental stretches. With
 `second_pass: pyannote` (the `ml` extra) a pyannote segmentation model (by default the one
 inside WhisperX's wheel) runs too and only what both models call speech is kept, which
 trims Silero's false alarms on music. Memory stays bounded on a film of any length: both
@@ -13,6 +20,8 @@ of context on either side; a region cut by a window's edge is joined again at th
 
 from __future__ import annotations
 
+import functools
+import importlib.metadata
 import importlib.util
 import json
 import math
@@ -20,10 +29,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from packaging.version import Version
 from pydantic import Field
 
 from bolly_ray.audio import SAMPLE_RATE, read_wav_span, wav_samples
 from bolly_ray.errors import StageError
+from bolly_ray.modules import installed
 from bolly_ray.spec import (
     OptionalStageSettings,
     Resources,
@@ -35,16 +46,23 @@ from bolly_ray.spec import (
 
 if TYPE_CHECKING:
     import numpy as np
-    from faster_whisper.vad import VadOptions
 
 MODEL = "silero-vad-v6 (onnx, from faster-whisper)"
+"""Silero v6.0 as faster-whisper's wheel carries it (faster_whisper/assets/silero_vad_v6.onnx):
+the weights silero-vad 6.0 and 6.1 shipped, in a batched ONNX graph; needs no PyTorch."""
+SILERO_VAD_MIN = "6.2.2"  # the first silero-vad with the batched runner (sequence_vad)
 WINDOW_S = 600  # audio per model call (38 MB of samples); whole seconds, on pyannote's grid
 MARGIN_S = 30  # context read on each side of a window, its regions dropped afterwards
 Region = tuple[float, float]
 """A stretch of audio, (start, end) in seconds."""
+Backend = Literal["silero-vad", "faster-whisper"]
 
 
 class VadSettings(OptionalStageSettings):
+    model: Literal["auto", "silero-vad", "faster-whisper"] = Field(
+        default="auto", description="Which package's Silero model runs: silero-vad (the ml "
+        "extra, with PyTorch) or faster-whisper's copy (no PyTorch); auto: silero-vad when "
+        "installed")
     threshold: float = Field(default=0.5, gt=0, lt=1, description="Speech probability cut-off")
     min_speech_ms: int = Field(default=250, ge=0, description="Drop shorter speech")
     min_silence_ms: int = Field(default=500, ge=0, description="Silence that ends a region")
@@ -122,14 +140,92 @@ def windowed(path: Path, audio_s: float, find: Callable[[np.ndarray], list[Regio
     return merge(found, 0.0)
 
 
-def silero_regions(path: Path, audio_s: float, options: VadOptions) -> list[Region]:
-    from faster_whisper.vad import get_speech_timestamps
+def silero_vad_version() -> str | None:
+    try:
+        return importlib.metadata.version("silero-vad")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def silero_vad_problem() -> str | None:
+    """Why the silero-vad package cannot run here, or None when it can. Answered from the
+    installed distributions, without importing silero-vad (whose import loads PyTorch)."""
+    version = silero_vad_version()
+    if version is None or not (installed("silero_vad") and installed("torch")):
+        return "vad.model=silero-vad needs the ml extra: pip install 'bolly-ray[ml]'"
+    if Version(version) < Version(SILERO_VAD_MIN):
+        return (f"vad.model=silero-vad needs silero-vad>={SILERO_VAD_MIN} (installed: "
+                f"{version}): pip install 'bolly-ray[ml]'")
+    return None
+
+
+def backend(settings: VadSettings) -> Backend:
+    """The package whose Silero model these settings run on this machine."""
+    if settings.model != "auto":
+        return settings.model
+    return "faster-whisper" if silero_vad_problem() else "silero-vad"
+
+
+def silero_model_name(chosen: Backend) -> str:
+    if chosen == "faster-whisper":
+        return MODEL
+    return f"silero-vad-v{silero_vad_version() or '?'} (onnx, from silero-vad)"
+
+
+@functools.cache
+def silero_vad_runner() -> tuple[Any, Callable[..., list[dict]]]:
+    """silero-vad's batched ONNX model (silero_vad/data/silero_vad_16k_sequence.onnx) and
+    the package's function that finds speech with it, loaded once per process."""
+    import torch
+
+    threads = torch.get_num_threads()
+    import silero_vad  # its import calls torch.set_num_threads(1) for the whole process,
+
+    torch.set_num_threads(threads)  # which would slow every later PyTorch stage here
+    return silero_vad.load_silero_vad(sequence=True), silero_vad.get_speech_timestamps_sequence
+
+
+def silero_finder(settings: VadSettings, chosen: Backend
+                  ) -> Callable[[np.ndarray], list[Region]]:
+    """Silero's regions (seconds) in the audio it is given, from the package `chosen`; both
+    take the same settings and both use Silero's rule for a speech-probability threshold
+    (`neg_threshold` = threshold - 0.15 ends a region). They differ when a region reaches
+    `max_speech_s`: silero-vad splits it at its longest pause, faster-whisper at its last."""
+    if chosen == "silero-vad":
+        problem = silero_vad_problem()
+        if problem:
+            raise StageError(problem)
+        model, speech_timestamps = silero_vad_runner()
+
+        def chunks(audio: np.ndarray) -> list[dict]:
+            return speech_timestamps(
+                audio, model, threshold=settings.threshold, sampling_rate=SAMPLE_RATE,
+                min_speech_duration_ms=settings.min_speech_ms,
+                min_silence_duration_ms=settings.min_silence_ms,
+                speech_pad_ms=settings.speech_pad_ms,
+                max_speech_duration_s=settings.max_speech_s)
+    else:
+        from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+        options = VadOptions(threshold=settings.threshold,
+                             min_speech_duration_ms=settings.min_speech_ms,
+                             min_silence_duration_ms=settings.min_silence_ms,
+                             speech_pad_ms=settings.speech_pad_ms,
+                             max_speech_duration_s=settings.max_speech_s)
+
+        def chunks(audio: np.ndarray) -> list[dict]:
+            return get_speech_timestamps(audio, options, sampling_rate=SAMPLE_RATE)
 
     def find(audio: np.ndarray) -> list[Region]:
-        chunks = get_speech_timestamps(audio, options, sampling_rate=SAMPLE_RATE)
-        return [(c["start"] / SAMPLE_RATE, c["end"] / SAMPLE_RATE) for c in chunks]
+        return [(c["start"] / SAMPLE_RATE, c["end"] / SAMPLE_RATE) for c in chunks(audio)]
 
-    return windowed(path, audio_s, find)
+    return find
+
+
+def silero_regions(path: Path, audio_s: float, settings: VadSettings,
+                   chosen: Backend | None = None) -> list[Region]:
+    """Silero's regions in the WAV at `path`, window by window (see `windowed`)."""
+    return windowed(path, audio_s, silero_finder(settings, chosen or backend(settings)))
 
 
 def pyannote_regions(path: Path, audio_s: float, settings: VadSettings) -> list[Region]:
@@ -168,23 +264,22 @@ class VadStage(Stage):
         image_requirements=("faster-whisper>=1.1",), version="2")
 
     def model_id(self, settings: VadSettings) -> str:  # type: ignore[override]
+        model = silero_model_name(backend(settings))
         if settings.second_pass == "pyannote":
-            return f"{MODEL} + pyannote {settings.pyannote_model or 'whisperx-bundled'}"
-        return MODEL
+            return f"{model} + pyannote {settings.pyannote_model or 'whisperx-bundled'}"
+        return model
+
+    def missing_models(self, settings: VadSettings) -> list[str]:  # type: ignore[override]
+        problem = silero_vad_problem() if settings.model == "silero-vad" else None
+        return [problem] if problem else []
 
     def run(self, ctx: StageContext, model: object = None) -> StageResult:
-        from faster_whisper.vad import VadOptions
-
         settings = ctx.settings
         assert isinstance(settings, VadSettings)
-        options = VadOptions(threshold=settings.threshold,
-                             min_speech_duration_ms=settings.min_speech_ms,
-                             min_silence_duration_ms=settings.min_silence_ms,
-                             speech_pad_ms=settings.speech_pad_ms,
-                             max_speech_duration_s=settings.max_speech_s)
+        chosen = backend(settings)  # recorded in the output: the package that really ran
         length_s = wav_samples(ctx.inputs["audio"]) / SAMPLE_RATE
         audio_s = round(length_s, 3)
-        regions = silero_regions(ctx.inputs["audio"], length_s, options)
+        regions = silero_regions(ctx.inputs["audio"], length_s, settings, chosen)
         if settings.second_pass == "pyannote":
             pad = settings.speech_pad_ms / 1000
             confirmed = [(max(0.0, s - pad), e + pad)
@@ -193,7 +288,8 @@ class VadStage(Stage):
         regions = merge(regions, settings.merge_gap_s)
         speech_s = sum(end - start for start, end in regions)
         (ctx.out_dir / "speech.json").write_text(json.dumps({
-            "model": self.model_id(settings), "audio_s": audio_s,
+            "model": self.model_id(settings.model_copy(update={"model": chosen})),
+            "audio_s": audio_s,
             "speech_s": round(speech_s, 3),
             "segments": [{"start": round(s, 3), "end": round(e, 3)} for s, e in regions],
         }, indent=2) + "\n")

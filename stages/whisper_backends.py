@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from bolly_ray.errors import StageError, UsageError
@@ -76,9 +77,24 @@ class FasterWhisper:
     def __init__(self, settings: AsrSettings, source: str, device: str) -> None:
         from faster_whisper import WhisperModel
 
-        self.model = WhisperModel(source, device=device, local_files_only=True,
-                                  compute_type=compute_type(settings, device),
-                                  cpu_threads=threads(settings))
+        self._load = partial(WhisperModel, source, device=device, local_files_only=True,
+                             compute_type=compute_type(settings, device),
+                             cpu_threads=threads(settings))
+        self.model = self._load()
+        self.sampled = False
+
+    def seed(self, seed: int) -> None:
+        """Start the next job's fallback sampling from `seed`. CTranslate2 gives each
+        decoding thread its own generator, seeded once at its first sample and never again,
+        so a model that has sampled is loaded anew (new threads) first: a job's transcript
+        then never depends on the jobs this warm model decoded before it."""
+        import ctranslate2
+
+        if self.sampled:
+            del self.model  # frees the old threads and weights before the new ones load
+            self.model = self._load()
+            self.sampled = False
+        ctranslate2.set_random_seed(seed)
 
     def transcribe(self, audio: np.ndarray, regions: list[Region] | None, language: str | None,
                    settings: AsrSettings, batch_size: int) -> tuple[list[Segment], str]:
@@ -95,7 +111,9 @@ class FasterWhisper:
             pieces, info = BatchedInferencePipeline(self.model).transcribe(
                 audio, batch_size=batch_size, clip_timestamps=clips_dicts,
                 vad_filter=not regions, **options)
-        return [faster_whisper_segment(p) for p in pieces if p.text.strip()], info.language
+        decoded = list(pieces)
+        self.sampled = self.sampled or any(p.temperature for p in decoded)
+        return [faster_whisper_segment(p) for p in decoded if p.text.strip()], info.language
 
 
 class WhisperX:
@@ -127,6 +145,13 @@ class WhisperX:
             self._bundled_vad = Pyannote(torch.device(self.device), token=None,
                                          vad_onset=0.5, vad_offset=0.363, chunk_size=WINDOW_S)
         return self._bundled_vad
+
+    def seed(self, seed: int) -> None:
+        """WhisperX decodes batches at the first temperature only, so it never samples
+        unless that one is above 0; then the seed applies as for faster-whisper."""
+        import ctranslate2
+
+        ctranslate2.set_random_seed(seed)
 
     def transcribe(self, audio: np.ndarray, regions: list[Region] | None, language: str | None,
                    settings: AsrSettings, batch_size: int) -> tuple[list[Segment], str]:

@@ -8,7 +8,8 @@ from pathlib import Path
 import pysubs2
 import webvtt
 
-from tests.conftest import assert_one_line_error, bolly
+from bolly_ray.synth import make_speech_wav
+from tests.conftest import assert_one_line_error, bolly, read_manifest, stage_output
 from tests.media.make_media import MediaCase
 
 
@@ -112,6 +113,27 @@ def test_demo_runs_end_to_end_offline(tmp_path: Path) -> None:
     assert stages["diarize"] == "skipped"  # no pyannote weights here: optional, said why
 
 
+def test_a_hand_written_job_names_the_packaged_model(tmp_path: Path) -> None:
+    """`asr.model: tiny.en` finds the demo extra's copy; no site-packages path needed."""
+    wav = tmp_path / "line.wav"
+    make_speech_wav(wav, ["Raj, the train to Mumbai leaves at nine."], lead_s=0.5, tail_s=0.5)
+    job = tmp_path / "hand.job.json"
+    job.write_text(json.dumps({"id": "hand", "media": "line.wav", "source_language": "en",
+                               "stages": {"asr": {"model": "tiny.en", "beam_size": 1}}}))
+    done = bolly("run", job, "--only", "demux,vad,asr", "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    [result] = json.loads(done.stdout)["jobs"]
+    manifest = {**read_manifest(Path(result["job_dir"])), "dir": Path(result["job_dir"])}
+    transcript = stage_output(manifest, "asr", "raw_transcript")
+    assert "Mumbai" in " ".join(s["text"] for s in transcript["segments"])
+
+
+def test_images_build_names_why_a_gpu_stage_has_no_native_image(tmp_path: Path) -> None:
+    done = bolly("images", "build", "--stage", "asr", "--dry-run", cwd=tmp_path)
+    assert_one_line_error(done, 2, "asr is a GPU stage: in native mode it runs natively "
+                          "and has no image; --mode full builds it")
+
+
 def test_messages_keep_brackets_and_unwritable_outputs_fail_cleanly(
         media: dict[str, MediaCase], tmp_path: Path) -> None:
     odd = tmp_path / "[bold]film[red] [1080p].mp4"
@@ -125,11 +147,15 @@ def test_messages_keep_brackets_and_unwritable_outputs_fail_cleanly(
 
 
 def test_demo_on_the_default_executor_starts_an_embedded_ray(tmp_path: Path) -> None:
-    done = bolly("demo", "--out", tmp_path / "demo", "--json", cwd=tmp_path,
-                 env={"BOLLY_RAY_EXECUTOR": ""})
+    # as users run it: token auth on (a token written into this test's own HOME), and -q
+    done = bolly("demo", "--out", tmp_path / "demo", "-q", cwd=tmp_path,
+                 env={"BOLLY_RAY_EXECUTOR": "", "RAY_AUTH_MODE": "token",
+                      "HOME": str(tmp_path / "home")})
     assert done.returncode == 0, done.stderr
-    [job] = json.loads(done.stdout)["jobs"]
-    manifest = json.loads((Path(job["job_dir"]) / "manifest.json").read_text())
+    assert (done.stdout, done.stderr) == ("", "")  # -q: nothing, not even Ray's token line
+    assert (tmp_path / "home" / ".ray" / "auth_token").is_file()
+    [job_dir] = (tmp_path / "demo" / "out").glob("*/*/*/*/demo")
+    manifest = json.loads((job_dir / "manifest.json").read_text())
     runners = {stage: r["runner"] for stage, r in manifest["stages"].items()}
     gpu_kind = {"asr", "align"}
     assert runners == {**{s: "actor" if s in gpu_kind else "task" for s in DEMO_STAGES},

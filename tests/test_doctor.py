@@ -14,7 +14,7 @@ from bolly_ray.errors import UsageError
 from bolly_ray.executors import LocalExecutor
 from bolly_ray.job import validate_job
 from bolly_ray.registry import build_registry
-from tests.conftest import bolly
+from tests.conftest import assert_one_line_error, bolly
 from tests.fakes import fake
 
 
@@ -40,6 +40,19 @@ def test_a_healthy_native_setup_passes_its_checks(tmp_path: Path) -> None:
     done = bolly("doctor", "--json", cwd=tmp_path, env={"PATH": os.environ["PATH"]})
     native = [c for c in checks_of(done).values() if c["mode"] == "native"]
     assert native and all(c["ok"] for c in native), native
+
+
+def test_docker_mode_fails_the_check_only_when_it_is_the_mode_you_run(tmp_path: Path) -> None:
+    no_docker = {"DOCKER_HOST": f"unix://{tmp_path}/no.sock"}
+    native = bolly("doctor", cwd=tmp_path, env=no_docker)
+    assert native.returncode == 0, native.stdout + native.stderr
+    assert "native mode: ready" in native.stdout
+    assert "docker mode: not ready (not needed for the mode you run)" in native.stdout
+    docker = bolly("doctor", "--mode", "docker", "--json", cwd=tmp_path, env=no_docker)
+    assert docker.returncode == 1
+    assert json.loads(docker.stdout)["ready"]["docker"] is False
+    bad = bolly("doctor", "--mode", "cluster", cwd=tmp_path)
+    assert_one_line_error(bad, 2, "--mode cluster needs --address")
 
 
 def test_preflight_names_missing_stage_libraries_before_anything_runs(tmp_path: Path) -> None:

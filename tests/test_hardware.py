@@ -71,6 +71,15 @@ def test_the_cache_lasts_an_hour_and_refresh_or_corruption_redetects(tmp_path: P
     stale = json.loads(cache.read_text()) | {"detected_at": time.time() - 3601}
     cache.write_text(json.dumps(stale))
     assert profile_json(tmp_path)["detected_at"] > stale["detected_at"]
+    future = json.loads(cache.read_text()) | {"detected_at": time.time() + 86400}
+    cache.write_text(json.dumps(future))
+    assert profile_json(tmp_path)["detected_at"] < future["detected_at"]  # detected again
+
+
+def test_the_profile_is_printed_on_stdout(tmp_path: Path) -> None:
+    done = bolly("hardware", "--out-root", tmp_path / "out", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "recommended:" in done.stdout and "recommended:" not in done.stderr
 
 
 def test_prepare_takes_its_asr_defaults_from_the_profile(media: dict[str, MediaCase],

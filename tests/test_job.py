@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -28,6 +29,24 @@ def test_relative_paths_are_anchored_at_the_job_file(tmp_path: Path, registry) -
                                     "user": "asha"}), registry.specs)
     assert job.media == tmp_path / "film.mkv"
     assert job.job_dir() == tmp_path / "out" / "2026" / "01" / "02" / "asha" / "j1"
+
+
+def test_a_job_without_created_finds_its_folder_from_another_day(tmp_path: Path,
+                                                                 registry) -> None:
+    path = write(tmp_path, {"id": "j1", "media": "film.mkv", "user": "asha"})
+    assert load_job(path, registry.specs).created == dt.date.today()  # nothing ran yet
+    for day in ("2026/01/02", "2026/03/04"):  # two earlier runs, on two other days
+        folder = tmp_path / "out" / day / "asha" / "j1"
+        folder.mkdir(parents=True)
+        (folder / "manifest.json").write_text("{}")
+    (tmp_path / "out/2026/05/06/asha/j1").mkdir(parents=True)  # no manifest: not a job
+    (tmp_path / "out/2026/07/08/other/j1").mkdir(parents=True)  # someone else's job
+    (tmp_path / "out/2026/07/08/other/j1/manifest.json").write_text("{}")
+    job = load_job(path, registry.specs)
+    assert job.job_dir() == tmp_path / "out" / "2026" / "03" / "04" / "asha" / "j1"
+    pinned = write(tmp_path, {"id": "j1", "media": "film.mkv", "user": "asha",
+                              "created": "2026-01-02"})
+    assert load_job(pinned, registry.specs).created == dt.date(2026, 1, 2)  # written wins
 
 
 def test_every_invalid_field_is_reported_on_its_own_line(tmp_path: Path, registry) -> None:

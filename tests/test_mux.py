@@ -81,6 +81,16 @@ def test_mp4_gets_mov_text_tracks(media: dict[str, MediaCase], tmp_path: Path) -
     assert packet_hashes(out, "0:v:0") == packet_hashes(case.path, "0:v:0")
 
 
+def test_a_new_container_replaces_the_earlier_video(media: dict[str, MediaCase],
+                                                    tmp_path: Path) -> None:
+    mp4 = run_mux(media["mp4_aac"], tmp_path)
+    assert mp4.name == "film.subtitled.mp4" and mp4.is_file()
+    mkv = run_mux(media["mp4_aac"], tmp_path, "mux.container=mkv")
+    assert mkv.name == "film.subtitled.mkv" and mkv.is_file()
+    assert not mp4.exists()  # the manifest lists only the mkv: so does the folder
+    assert sorted(p.name for p in mkv.parent.glob("*.subtitled.*")) == ["film.subtitled.mkv"]
+
+
 @pytest.mark.parametrize("container", ["mkv", "mp4"])
 def test_mux_output_is_byte_identical_across_runs(container: str, media: dict[str, MediaCase],
                                                   tmp_path: Path) -> None:

@@ -159,7 +159,20 @@ def test_hardware_with_address_profiles_each_node_on_the_node(
         assert profile["recommendation"]["device"] == "cpu"
     text = bolly("hardware", "--address", address, cwd=tmp_path, env=gpu_env(), timeout=120)
     assert text.returncode == 0
-    assert text.stderr.count("recommended: device=cpu") == len(nodes), text.stderr
+    assert text.stdout.count("recommended: device=cpu") == len(nodes), text.stdout
+
+
+def test_doctor_checks_the_versions_on_every_node_of_the_cluster(
+        ray_start_cluster: tuple[str, list[dict]], tmp_path: Path) -> None:
+    address, nodes = ray_start_cluster
+    done = bolly("doctor", "--address", address, "--json", cwd=tmp_path, env=gpu_env(),
+                 timeout=120)
+    report = json.loads(done.stdout)
+    per_node = [c for c in report["checks"] if c["name"].startswith("node ")]
+    assert len(per_node) == len(nodes), per_node
+    assert all(c["ok"] and "ray 2.60.0" in c["detail"] for c in per_node), per_node
+    assert report["required"] == ["native", "cluster"] and report["ready"]["cluster"] is True
+    assert done.returncode == (0 if report["ready"]["native"] else 1)
 
 
 def test_offline_reaches_every_ray_worker(media: dict[str, MediaCase], tmp_path: Path) -> None:

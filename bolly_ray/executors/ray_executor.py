@@ -271,7 +271,8 @@ def connect(address: str | None, worker_env: dict[str, str] | None = None) -> bo
     reaches every worker of this driver, on every node."""
     if ray.is_initialized():
         return False
-    quiet: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
+    level = max(logging.WARNING, logging.getLogger().level)  # -q raises it to errors only
+    quiet: dict[str, Any] = {"logging_level": level, "log_to_driver": False}
     if worker_env:
         quiet["runtime_env"] = {"env_vars": dict(worker_env)}
     if address:

@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import uuid
 import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -150,6 +151,7 @@ def build_image(client: object, plan: ImagePlan, wheels: list[Path],
     import docker.errors
 
     before = _image_id(client, plan.tag)
+    build_id = uuid.uuid4().hex
     with tempfile.TemporaryDirectory(prefix="bolly-image-") as tmp:
         context = Path(tmp)
         shutil.copy(REPO / "docker" / "Dockerfile.stage", context / "Dockerfile")
@@ -164,7 +166,7 @@ def build_image(client: object, plan: ImagePlan, wheels: list[Path],
                            "BOLLY_RAY_VERSION": __version__,
                            "NEEDS_FFMPEG": "1" if plan.needs_ffmpeg else "0",
                            "CUDA": "1" if plan.cuda else "0",
-                           "CUDA_LIBRARY_PATH": plan.library_path})
+                           "CUDA_LIBRARY_PATH": plan.library_path, "BUILD_ID": build_id})
         except docker.errors.BuildError as err:
             raise UsageError(f"building {plan.tag} failed: {err.msg}") from None
         except docker.errors.APIError as err:
@@ -172,7 +174,8 @@ def build_image(client: object, plan: ImagePlan, wheels: list[Path],
         finally:  # the install stage's images hold every wheel: gigabytes for a GPU image
             with contextlib.suppress(docker.errors.APIError):  # another prune is running
                 client.images.prune(  # type: ignore[attr-defined]
-                    filters={"dangling": True, "label": INSTALL_STAGE_LABEL})
+                    filters={"dangling": True, "label": [
+                        INSTALL_STAGE_LABEL, f"bolly-ray.build-id={build_id}"]})
     if before not in (None, image.id):
         with contextlib.suppress(docker.errors.APIError):  # still used by a container
             client.images.remove(before)  # type: ignore[attr-defined]

@@ -5,6 +5,7 @@ crashed driver removed by the next run, and images without PyTorch or Ray."""
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import os
 import random
@@ -256,10 +257,18 @@ def test_a_rebuilt_image_replaces_the_old_one_and_leaves_no_intermediates(
         stage_images["glossary"] = restored
 
 
+def bridge_gateway(client: object) -> str:
+    """The host's address on Docker's bridge. Docker 20.10 may report only the subnet
+    (`{"Subnet": "172.17.0.0/16"}`): the gateway is then the subnet's first address."""
+    [config, *_] = client.networks.get("bridge").attrs["IPAM"]["Config"]  # type: ignore[attr-defined]
+    if config.get("Gateway"):
+        return str(config["Gateway"]).split("/")[0]
+    return str(next(ipaddress.ip_network(config["Subnet"]).hosts()))
+
+
 def test_the_tmdb_key_reaches_its_container_only_through_a_private_file(
         stage_images: dict, docker_client: object, tmp_path: Path) -> None:
-    gateway = docker_client.networks.get("bridge").attrs[  # type: ignore[attr-defined]
-        "IPAM"]["Config"][0]["Gateway"]
+    gateway = bridge_gateway(docker_client)
     with tmdb_server(bind="0.0.0.0", advertise=gateway) as tmdb:
         job_file = tmp_path / "job.json"
         media = tmp_path / "Om.Shanti.Om.2007.wav"

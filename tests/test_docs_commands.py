@@ -68,7 +68,7 @@ def test_a_command_that_prints_something_else_than_documented_fails_the_check(
     assert done.returncode == 1
     assert "ok   " in done.stdout and "took 1.5 s" in done.stdout  # numbers and paths may differ
     assert "FAIL " in done.stdout and "echo 'job done'" in done.stdout
-    assert "lines not printed:\n  job failed" in done.stdout
+    assert "lines the document shows:)\n  job failed" in done.stdout
 
 
 def test_a_ray_head_the_docs_start_dies_with_a_killed_check(tmp_path: Path) -> None:

@@ -153,3 +153,32 @@ def test_models_missing_offline_are_listed_before_anything_runs(
     assert not (tmp_path / "out").exists()  # nothing ran, nothing was written
     pulled = bolly("models", "pull", "large-v3", cwd=tmp_path)
     assert_one_line_error(pulled, 1, "cannot fetch Whisper model 'large-v3'")
+
+
+@pytest.mark.skipif(bundled_model() is None, reason="needs the demo extra's Whisper model")
+def test_a_warm_model_that_sampled_gives_the_next_job_the_fresh_models_transcript(
+        speech: tuple[Path, list]) -> None:
+    """What is reproducible: with the seed set per job, a job's transcript is the same on a
+    fresh and on a warm model, fallback sampling included (here every window samples at
+    temperature 1). What is not: the same seed on a model whose decoding thread sampled
+    before, which is why the backend reloads such a model (CTranslate2 never reseeds it)."""
+    import numpy as np
+
+    from bolly_ray.audio import SAMPLE_RATE
+    from bolly_ray.stages.asr import AsrSettings, load_whisper
+
+    with wave.open(str(speech[0])) as wav:
+        audio = np.frombuffer(wav.readframes(wav.getnframes()), np.int16) / 32768.0
+    settings = AsrSettings(model="tiny.en", temperatures=[1.0], beam_size=1, cpu_threads=1)
+
+    def job(backend: object) -> list[tuple[float, float, str]]:
+        backend.seed(settings.seed)  # type: ignore[attr-defined]
+        segments, _ = backend.transcribe(  # type: ignore[attr-defined]
+            audio.astype(np.float32), None, "en", settings, 1)
+        return [(s.start, s.end, s.text) for s in segments]
+
+    warm = load_whisper(settings)
+    first = job(warm)
+    assert warm.sampled and first, "the fallback never sampled: the test proves nothing"
+    assert len(audio) / SAMPLE_RATE > 5
+    assert job(warm) == first == job(load_whisper(settings))

@@ -132,6 +132,10 @@ def test_images_build_names_why_a_gpu_stage_has_no_native_image(tmp_path: Path) 
     done = bolly("images", "build", "--stage", "asr", "--dry-run", cwd=tmp_path)
     assert_one_line_error(done, 2, "asr is a GPU stage: in native mode it runs natively "
                           "and has no image; --mode full builds it")
+    table = bolly("images", "build", "--stage", "asr", "--mode", "cpu", "--dry-run",
+                  cwd=tmp_path, env={"COLUMNS": "200"})
+    assert table.returncode == 0, table.stderr
+    assert "bolly-ray-asr:" in table.stdout and "(estimate)" in table.stdout  # a result: stdout
 
 
 def test_messages_keep_brackets_and_unwritable_outputs_fail_cleanly(

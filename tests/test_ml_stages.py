@@ -5,6 +5,7 @@ gated pipeline), with the messages users see asserted word for word."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import json
 import time
@@ -219,8 +220,8 @@ def test_pyannote_second_pass_keeps_every_utterance_within_silero_regions(
     silero = stage_output(run_job(tmp_path / "a", wav, "demux,vad", {}), "vad", "speech")
     confirmed = run_job(tmp_path / "b", wav, "demux,vad", {"vad": {"second_pass": "pyannote"}})
     both = stage_output(confirmed, "vad", "speech")
-    assert both["model"] == ("silero-vad-v6 (onnx, from faster-whisper) + pyannote "
-                             "whisperx-bundled")
+    assert both["model"] == (f"silero-vad-v{importlib.metadata.version('silero-vad')} "
+                             "(onnx, from silero-vad) + pyannote whisperx-bundled")
     assert len(both["segments"]) == len(spans)
     for region, (start, end, _) in zip(both["segments"], spans, strict=True):
         assert abs(region["start"] - start) <= 0.3 and abs(region["end"] - end) <= 0.3

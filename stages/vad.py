@@ -29,7 +29,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from packaging.version import Version
 from pydantic import Field
 
 from bolly_ray.audio import SAMPLE_RATE, read_wav_span, wav_samples
@@ -153,6 +152,8 @@ def silero_vad_problem() -> str | None:
     version = silero_vad_version()
     if version is None or not (installed("silero_vad") and installed("torch")):
         return "vad.model=silero-vad needs the ml extra: pip install 'bolly-ray[ml]'"
+    from packaging.version import Version  # not in the stage images, which lack silero-vad
+
     if Version(version) < Version(SILERO_VAD_MIN):
         return (f"vad.model=silero-vad needs silero-vad>={SILERO_VAD_MIN} (installed: "
                 f"{version}): pip install 'bolly-ray[ml]'")

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import re
 import shutil
 import sys
@@ -29,6 +27,7 @@ from pathlib import Path
 # the film generator lives with the tests, one folder up
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.machine import machine
 from bolly_ray.demo import bundled_model
 from tests.media.long_film import make_long_film, sparse_script
 from tests.peak_rss import Measured, run_measured
@@ -82,14 +81,6 @@ def naive(script: str, *args: str, cwd: Path) -> Measured:
     if done.returncode:
         raise SystemExit(f"naive run failed:\n{done.output[-3000:]}")
     return done
-
-
-def machine() -> str:
-    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    model = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines()
-                  if line.startswith("model name")), platform.machine())
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{model}, {os.cpu_count()} cores, {memory:.0f} GiB"
 
 
 def row(stage: str, mine: Measured, plain: Measured, what: str) -> str:

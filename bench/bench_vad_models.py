@@ -26,7 +26,6 @@ import hashlib
 import importlib.metadata
 import importlib.util
 import json
-import os
 import platform
 import subprocess
 import sys
@@ -37,6 +36,9 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.machine import machine
 from bolly_ray.audio import SAMPLE_RATE, read_wav, wav_samples
 from bolly_ray.demo import bundled_model
 from bolly_ray.stages import vad
@@ -202,14 +204,6 @@ def timed(path: Path, which: str) -> dict[str, float]:
     done = subprocess.run([sys.executable, "-c", TIMED, str(path), which], check=True,
                           capture_output=True, text=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def machine() -> str:
-    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    model = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines()
-                  if line.startswith("model name")), platform.machine())
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{model}, {os.cpu_count()} cores, {memory:.0f} GiB"
 
 
 def main() -> None:

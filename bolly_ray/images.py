@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import os
 import re
 import shutil
 import subprocess
@@ -69,8 +70,38 @@ class ImagePlan:
     """The CUDA wheels' library folders in the image, for the dynamic loader."""
 
 
+IMAGE_PREFIX = "bolly-ray-"
+PREFIX_PATTERN = re.compile(r"[a-z0-9][a-z0-9._/:-]*")
+
+
+def image_prefix() -> str:
+    """What stage image names start with: `BOLLY_RAY_IMAGE_PREFIX` (say a registry,
+    `registry.example:5000/bolly-ray-`, or a name of its own for a second checkout's test
+    suite on the same engine), else `bolly-ray-`."""
+    prefix = os.environ.get("BOLLY_RAY_IMAGE_PREFIX") or IMAGE_PREFIX
+    if not PREFIX_PATTERN.fullmatch(prefix):
+        raise UsageError(f"BOLLY_RAY_IMAGE_PREFIX={prefix!r}: not the start of an image name "
+                         "(lower-case letters, digits and . _ / : -)")
+    return prefix
+
+
 def image_tag(stage: str) -> str:
-    return f"bolly-ray-{stage}:{__version__}"
+    return f"{image_prefix()}{stage}:{__version__}"
+
+
+def remove_prefixed(client: object, prefix: str) -> int:
+    """Remove every image named `prefix...` (a private prefix's images, when a check or
+    test suite that built them ends); returns how many names were removed."""
+    import docker.errors
+
+    removed = 0
+    for image in client.images.list(filters={"reference": f"{prefix}*"}):  # type: ignore[attr-defined]
+        for tag in image.tags:
+            if tag.startswith(prefix):
+                with contextlib.suppress(docker.errors.APIError):  # in use, or gone already
+                    client.images.remove(tag, force=True)  # type: ignore[attr-defined]
+                    removed += 1
+    return removed
 
 
 def plan_images(registry: Registry, mode: Mode, stage: str | None = None,

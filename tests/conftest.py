@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -9,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,8 +31,22 @@ def ray_tmpdir() -> Iterator[Path]:
     shutil.rmtree(folder, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def image_prefix() -> Iterator[str]:
+    """Stage images of this test session only: a second suite on the same Docker engine
+    (another checkout, a CI run beside a developer's) builds and removes its own."""
+    prefix = f"bolly-ray-test-{uuid.uuid4().hex[:8]}-"
+    yield prefix
+    with contextlib.suppress(Exception):  # no engine here: nothing was built
+        import docker
+        from bolly_ray.images import remove_prefixed
+
+        remove_prefixed(docker.from_env(), prefix)
+
+
 @pytest.fixture(autouse=True)
-def _hermetic_env(monkeypatch: pytest.MonkeyPatch, ray_tmpdir: Path) -> None:
+def _hermetic_env(monkeypatch: pytest.MonkeyPatch, ray_tmpdir: Path, image_prefix: str) -> None:
+    monkeypatch.setenv("BOLLY_RAY_IMAGE_PREFIX", image_prefix)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TORCH_HOME", str(ray_tmpdir / "torch"))  # no stray cached weights
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")

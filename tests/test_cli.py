@@ -8,6 +8,7 @@ from pathlib import Path
 import pysubs2
 import webvtt
 
+from bolly_ray.images import image_tag
 from bolly_ray.synth import make_speech_wav
 from tests.conftest import assert_one_line_error, bolly, read_manifest, stage_output
 from tests.media.make_media import MediaCase
@@ -135,7 +136,11 @@ def test_images_build_names_why_a_gpu_stage_has_no_native_image(tmp_path: Path) 
     table = bolly("images", "build", "--stage", "asr", "--mode", "cpu", "--dry-run",
                   cwd=tmp_path, env={"COLUMNS": "200"})
     assert table.returncode == 0, table.stderr
-    assert "bolly-ray-asr:" in table.stdout and "(estimate)" in table.stdout  # a result: stdout
+    assert image_tag("asr") in table.stdout and "(estimate)" in table.stdout  # a result: stdout
+    bad = bolly("images", "build", "--dry-run", cwd=tmp_path,
+                env={"BOLLY_RAY_IMAGE_PREFIX": "My Images/"})
+    assert_one_line_error(bad, 2, "BOLLY_RAY_IMAGE_PREFIX='My Images/': not the start of an "
+                          "image name")
 
 
 def test_messages_keep_brackets_and_unwritable_outputs_fail_cleanly(

@@ -52,7 +52,7 @@ def docker_client() -> Iterator[object]:
 def stage_images(docker_client: object, tmp_path_factory: pytest.TempPathFactory) -> dict:
     work = tmp_path_factory.mktemp("images")
     done = bolly("images", "build", "--base-image", BASE, "--ffmpeg-base-image", FFMPEG_BASE,
-                 cwd=work, timeout=600)
+                 cwd=work, timeout=1200)  # ten images; minutes more on a busy machine
     assert done.returncode == 0, done.stderr
     return resolve_images(docker_client, STAGES)
 

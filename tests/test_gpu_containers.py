@@ -23,7 +23,11 @@ from tests.test_ray_cli import free_port, start_raylet, stop, wait_for_nodes
 
 pytestmark = pytest.mark.slow
 __all__ = ["docker_client"]  # a fixture, shared with the CPU container tests
-ASR = image_tag("asr")
+
+
+def asr_tag() -> str:
+    """asr's image name under this session's image prefix (set per test, so not at import)."""
+    return image_tag("asr")
 
 
 @pytest.fixture(scope="module")
@@ -33,10 +37,10 @@ def asr_image(docker_client: object, tmp_path_factory: pytest.TempPathFactory) -
     done = bolly("images", "build", "--mode", "cpu", "--stage", "asr", "--base-image", BASE,
                  cwd=work, timeout=600)
     assert done.returncode == 0, done.stderr
-    image = docker_client.images.get(ASR)  # type: ignore[attr-defined]
+    image = docker_client.images.get(asr_tag())  # type: ignore[attr-defined]
     assert image.labels["bolly-ray.cuda"] == "0"
     yield image.id
-    for name in (ASR, image.id):  # the tag (maybe relabelled by a test), then the image
+    for name in (asr_tag(), image.id):  # the tag (maybe relabelled by a test), then the image
         with contextlib.suppress(docker.errors.ImageNotFound):
             docker_client.images.remove(name, force=True)  # type: ignore[attr-defined]
 
@@ -61,11 +65,11 @@ def asr_record(job: Path) -> dict:
 def test_without_the_image_the_run_names_the_command_that_builds_it(
         docker_client: object, demo: Path, tmp_path: Path) -> None:
     with contextlib.suppress(docker.errors.ImageNotFound):  # left by an interrupted run
-        docker_client.images.remove(ASR, force=True)  # type: ignore[attr-defined]
+        docker_client.images.remove(asr_tag(), force=True)  # type: ignore[attr-defined]
     before = asr_record(demo)
     done = bolly("run", demo, "--only", "asr", "--gpu-stages", "docker", cwd=tmp_path)
     assert done.returncode == 2
-    assert (f"no image for {ASR}: run `bolly-ray images build --mode full` (or `--mode cpu` "
+    assert (f"no image for {asr_tag()}: run `bolly-ray images build --mode full` (or `--mode cpu` "
             "where there is no GPU)") in done.stderr
     assert "Traceback" not in done.stderr
     assert asr_record(demo) == before
@@ -127,7 +131,7 @@ def test_a_gpu_container_asks_docker_for_the_gpu_ray_granted(
     relabel = tmp_path / "relabel"
     relabel.mkdir()
     (relabel / "Dockerfile").write_text(f"FROM {asr_image}\nLABEL bolly-ray.cuda=1\n")
-    docker_client.images.build(path=str(relabel), tag=ASR, rm=True)  # type: ignore[attr-defined]
+    docker_client.images.build(path=str(relabel), tag=asr_tag(), rm=True)  # type: ignore[attr-defined]
     code, stderr = run_on_gpu_node(demo, gpu_head, tmp_path)
     assert code == 1
     assert "asr: this node's Docker engine cannot give a container GPUs (" in stderr

@@ -197,7 +197,8 @@ def build_image(client: object, plan: ImagePlan, wheels: list[Path],
                            "BOLLY_RAY_VERSION": __version__,
                            "NEEDS_FFMPEG": "1" if plan.needs_ffmpeg else "0",
                            "CUDA": "1" if plan.cuda else "0",
-                           "CUDA_LIBRARY_PATH": plan.library_path, "BUILD_ID": build_id})
+                           "CUDA_LIBRARY_PATH": plan.library_path, "BUILD_ID": build_id,
+                           "IMAGE_PREFIX": image_prefix()})
         except docker.errors.BuildError as err:
             raise UsageError(f"building {plan.tag} failed: {err.msg}") from None
         except docker.errors.APIError as err:

@@ -31,12 +31,15 @@ def ray_tmpdir() -> Iterator[Path]:
     shutil.rmtree(folder, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def image_prefix() -> Iterator[str]:
     """Stage images of this test session only: a second suite on the same Docker engine
-    (another checkout, a CI run beside a developer's) builds and removes its own."""
+    (another checkout, a CI run beside a developer's) builds and removes its own. Set for
+    the whole session, before any module's fixture builds images."""
     prefix = f"bolly-ray-test-{uuid.uuid4().hex[:8]}-"
-    yield prefix
+    with pytest.MonkeyPatch.context() as session_env:
+        session_env.setenv("BOLLY_RAY_IMAGE_PREFIX", prefix)
+        yield prefix
     with contextlib.suppress(Exception):  # no engine here: nothing was built
         import docker
         from bolly_ray.images import remove_prefixed
@@ -46,7 +49,7 @@ def image_prefix() -> Iterator[str]:
 
 @pytest.fixture(autouse=True)
 def _hermetic_env(monkeypatch: pytest.MonkeyPatch, ray_tmpdir: Path, image_prefix: str) -> None:
-    monkeypatch.setenv("BOLLY_RAY_IMAGE_PREFIX", image_prefix)
+    monkeypatch.setenv("BOLLY_RAY_IMAGE_PREFIX", image_prefix)  # kept if a test changed it
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TORCH_HOME", str(ray_tmpdir / "torch"))  # no stray cached weights
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")

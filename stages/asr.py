@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field
+from threadpoolctl import threadpool_limits
 
 from bolly_ray.audio import SAMPLE_RATE, read_wav_span, wav_samples
 from bolly_ray.devices import device_resources
@@ -260,7 +261,7 @@ class AsrStage(Stage):
         outputs=("raw_transcript",),
         settings_model=AsrSettings, job_fields=("source_language",),
         compute=ComputeKind.GPU, resources=Resources(cpus=1, gpus=1, memory_mb=4096),
-        image_requirements=("faster-whisper>=1.1",),
+        image_requirements=("faster-whisper>=1.1", "threadpoolctl>=3"),
         # CTranslate2 4.x runs on CUDA 12 with cuDNN 9; it finds them on the loader's path
         gpu_image_requirements=("nvidia-cublas-cu12>=12.4,<13", "nvidia-cudnn-cu12>=9,<10"),
         cuda_library_dirs=("nvidia/cublas/lib", "nvidia/cudnn/lib"),
@@ -327,8 +328,12 @@ class AsrStage(Stage):
         started = time.monotonic()
         piece_s, overlap_s = split_rule(settings)
         spans = [] if regions == [] else plan_spans(regions, audio_s, piece_s, SPAN_S, overlap_s)
-        segments, language, batch = transcribe_spans(backend, ctx.inputs["audio"], spans,
-                                                     language, settings)
+        # numpy's BLAS (Whisper's mel features) sums in another order with another thread
+        # count, and the decoder then hears other numbers: one thread everywhere, so a Ray
+        # actor (which Ray gives one), a container and a shell write the same transcript
+        with threadpool_limits(limits=1, user_api="blas"):
+            segments, language, batch = transcribe_spans(backend, ctx.inputs["audio"], spans,
+                                                         language, settings)
         seconds = time.monotonic() - started
         Transcript(language=language, segments=segments).write(ctx.out_dir / "transcript.json")
         return StageResult(outputs={"raw_transcript": "transcript.json"}, metrics={

@@ -76,14 +76,17 @@ def docker_client() -> docker.DockerClient:
 
 def labels_for(plan: AttemptPlan, attempt_dir: Path) -> dict[str, str]:
     return {LABEL: "stage", f"{LABEL}.job": plan.job_id, f"{LABEL}.stage": plan.stage,
-            f"{LABEL}.attempt": attempt_dir.name}
+            f"{LABEL}.attempt": attempt_dir.name, f"{LABEL}.job-folder": plan.job_folder}
 
 
-def reap(client: docker.DockerClient, job_ids: set[str]) -> int:
-    """Remove containers that runs of these jobs left behind; returns how many."""
+def reap(client: docker.DockerClient, job_folders: set[str]) -> int:
+    """Remove containers that earlier runs of these job folders (`folder_id`) left behind;
+    returns how many. Another folder's job with the same id (another output root, another
+    user's run on this engine) is left alone."""
     removed = 0
-    for container in client.containers.list(all=True, filters={"label": f"{LABEL}.job"}):
-        if container.labels.get(f"{LABEL}.job") in job_ids:
+    for container in client.containers.list(all=True,
+                                            filters={"label": f"{LABEL}.job-folder"}):
+        if container.labels.get(f"{LABEL}.job-folder") in job_folders:
             container.remove(force=True)
             removed += 1
     return removed

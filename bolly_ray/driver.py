@@ -8,6 +8,7 @@ the local and Ray executors both drive it.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Iterable, Mapping
@@ -36,6 +37,11 @@ class Selection:
     force: bool = False
 
 
+def folder_id(job_dir: Path) -> str:
+    """A short, stable name for a job folder (its resolved path, hashed)."""
+    return hashlib.sha256(str(job_dir.resolve()).encode()).hexdigest()[:16]
+
+
 @dataclass(frozen=True)
 class AttemptPlan:
     """What an executor needs to run one stage of one job."""
@@ -49,6 +55,9 @@ class AttemptPlan:
     key: str
     secrets: Secrets = field(default_factory=Secrets)
     """What the stage declared, read from the driver's environment; never written down."""
+    job_folder: str = ""
+    """Which job folder the attempt works for (`folder_id`): job ids repeat across output
+    roots, so leftovers are told apart by this."""
 
 
 @dataclass
@@ -188,7 +197,7 @@ class JobSession:
             model_id=self.registry[stage].model_id(settings), runtime=runtime,
             inputs={a: self._input_hash(a) for a in inputs})
         return AttemptPlan(self.job.id, stage, spec, settings, inputs, facts, key,
-                           Secrets.from_env().only(spec.secrets))
+                           Secrets.from_env().only(spec.secrets), folder_id(self.dir.root))
 
     def is_cached(self, plan: AttemptPlan) -> bool:
         if plan.stage in self._forced:

@@ -19,8 +19,10 @@ from pathlib import Path
 import docker.errors
 import pytest
 
+from bolly_ray.driver import folder_id
 from bolly_ray.errors import UsageError
 from bolly_ray.images import image_prefix, image_tag, resolve_images
+from bolly_ray.job import load_job
 from bolly_ray.registry import default_registry
 from bolly_ray.synth import make_speech_wav
 from tests.conftest import BOLLY_RAY, bolly, read_manifest
@@ -55,6 +57,13 @@ def stage_images(docker_client: object, tmp_path_factory: pytest.TempPathFactory
                  cwd=work, timeout=1200)  # ten images; minutes more on a busy machine
     assert done.returncode == 0, done.stderr
     return resolve_images(docker_client, STAGES)
+
+
+def folder_label(job_file: Path) -> str:
+    """The label of this job folder's containers: a suite beside this one on the same
+    engine runs jobs with the same ids, in other folders."""
+    job = load_job(job_file, default_registry().specs)
+    return f"bolly-ray.job-folder={folder_id(job.job_dir())}"
 
 
 def demo_job(root: Path) -> Path:
@@ -122,7 +131,7 @@ def test_stage_containers_are_hardened(stage_images: dict, docker_client: object
                  cwd=tmp_path, env={"BOLLY_RAY_KEEP_CONTAINERS": "1"})
     assert done.returncode == 0, done.stderr
     [container] = docker_client.containers.list(  # type: ignore[attr-defined]
-        all=True, filters={"label": ["bolly-ray.job=demo", "bolly-ray.stage=subtitles"]})
+        all=True, filters={"label": [folder_label(job_file), "bolly-ray.stage=subtitles"]})
     try:
         host = container.attrs["HostConfig"]
         assert container.attrs["Config"]["User"] not in ("", "0", "root", "0:0")
@@ -147,11 +156,11 @@ def long_film(folder: Path) -> Path:
     return film
 
 
-def running_demux(client: object, job_id: str, timeout: float = 60) -> object:
+def running_demux(client: object, job_file: Path, timeout: float = 60) -> object:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         found = client.containers.list(  # type: ignore[attr-defined]
-            filters={"label": [f"bolly-ray.job={job_id}", "bolly-ray.stage=demux"],
+            filters={"label": [folder_label(job_file), "bolly-ray.stage=demux"],
                      "status": "running"})
         if found:
             return found[0]
@@ -172,7 +181,7 @@ def test_a_killed_container_is_retried_and_the_job_succeeds(
     run = subprocess.Popen([str(BOLLY_RAY), "run", str(job_file), "--only", "demux",
                             "--cpu-stages", "docker"], cwd=tmp_path, stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True)
-    running_demux(docker_client, "killed").kill()  # type: ignore[attr-defined]
+    running_demux(docker_client, job_file).kill()  # type: ignore[attr-defined]
     _, stderr = run.communicate(timeout=180)
     assert run.returncode == 0, stderr
     assert "its container was killed" in " ".join(stderr.split())
@@ -189,7 +198,7 @@ def test_containers_orphaned_by_a_driver_crash_are_removed_by_the_next_run(
     run = subprocess.Popen([str(BOLLY_RAY), "run", str(job_file), "--only", "demux",
                             "--cpu-stages", "docker"], cwd=tmp_path, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL, env=env, start_new_session=True)
-    orphan = running_demux(docker_client, "orphan")
+    orphan = running_demux(docker_client, job_file)
     os.kill(run.pid, signal.SIGKILL)
     run.wait()
     with contextlib.suppress(ProcessLookupError):  # an embedded Ray's helpers, if any
@@ -201,8 +210,29 @@ def test_containers_orphaned_by_a_driver_crash_are_removed_by_the_next_run(
     logged = " ".join(done.stderr.split())  # rich wraps log lines at the console's width
     assert "removed 1 container(s) an earlier run left behind" in logged
     left = docker_client.containers.list(  # type: ignore[attr-defined]
-        all=True, filters={"label": "bolly-ray.job=orphan"})
+        all=True, filters={"label": folder_label(job_file)})
     assert left == []
+
+
+def test_the_reaper_leaves_a_same_named_job_of_another_folder_alone(
+        docker_client: object) -> None:
+    """Two suites (or users) on one engine both run a job called demo: preflight must remove
+    only its own folder's leftovers, never the other run's live containers."""
+    from bolly_ray.container import reap
+
+    labels = {"bolly-ray": "stage", "bolly-ray.job": "demo", "bolly-ray.stage": "demux"}
+    mine, theirs = (docker_client.containers.create(  # type: ignore[attr-defined]
+        BASE, ["sleep", "60"], labels={**labels, "bolly-ray.job-folder": folder})
+        for folder in ("f" * 16, "0" * 16))
+    try:
+        assert reap(docker_client, {"f" * 16}) == 1  # type: ignore[arg-type]
+        with pytest.raises(docker.errors.NotFound):
+            mine.reload()
+        theirs.reload()  # still there
+    finally:
+        for container in (mine, theirs):
+            with contextlib.suppress(docker.errors.NotFound):
+                container.remove(force=True)
 
 
 def test_a_missing_image_is_named_with_the_command_that_builds_it(docker_client: object) -> None:
@@ -287,7 +317,7 @@ def test_the_tmdb_key_reaches_its_container_only_through_a_private_file(
                      env={"BOLLY_RAY_KEEP_CONTAINERS": "1", "TMDB_API_KEY": API_KEY})
     assert done.returncode == 0, done.stderr
     [container] = docker_client.containers.list(  # type: ignore[attr-defined]
-        all=True, filters={"label": ["bolly-ray.job=tmdbbox", "bolly-ray.stage=tmdb"]})
+        all=True, filters={"label": [folder_label(job_file), "bolly-ray.stage=tmdb"]})
     try:
         assert API_KEY not in json.dumps(container.attrs)  # env, command, labels, mounts
         [secret] = [m for m in container.attrs["Mounts"]
@@ -326,7 +356,7 @@ def test_a_stage_over_its_memory_limit_is_reported_as_out_of_memory(
     assert (record["status"], record["error"], record["outputs"]) == ("failed", message, {})
     assert record["attempts"] == default_registry()["glossary"].spec.retry.max_attempts
     assert docker_client.containers.list(  # type: ignore[attr-defined]
-        all=True, filters={"label": "bolly-ray.job=oom"}) == []
+        all=True, filters={"label": folder_label(job_file)}) == []
 
 
 def test_stage_containers_killed_at_random_during_a_batch_change_no_output(
@@ -348,14 +378,16 @@ def test_stage_containers_killed_at_random_during_a_batch_change_no_output(
 
     calm = bolly("run", *batch("calm"), "--cpu-stages", "docker", cwd=tmp_path, timeout=600)
     assert calm.returncode == 0, calm.stderr
-    run = subprocess.Popen([str(BOLLY_RAY), "run", *batch("chaos"), "--cpu-stages", "docker"],
+    chaos = batch("chaos")
+    chaos_folders = {folder_label(Path(f)).split("=", 1)[1] for f in chaos}
+    run = subprocess.Popen([str(BOLLY_RAY), "run", *chaos, "--cpu-stages", "docker"],
                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     rng, killed = random.Random(20261129), []
     while run.poll() is None and len(killed) < 4:  # bounded: within every stage's retry budget
         time.sleep(rng.uniform(0.3, 1.5))
         running = sorted(docker_client.containers.list(  # type: ignore[attr-defined]
             filters={"label": "bolly-ray.stage", "status": "running"}), key=lambda c: c.name)
-        ours = [c for c in running if c.labels["bolly-ray.job"].startswith("chaos")]
+        ours = [c for c in running if c.labels.get("bolly-ray.job-folder") in chaos_folders]
         if ours:
             victim = rng.choice(ours)
             with contextlib.suppress(Exception):  # it may have finished a moment ago
@@ -366,6 +398,7 @@ def test_stage_containers_killed_at_random_during_a_batch_change_no_output(
     assert killed, "no container was running to kill"
     for n in range(2):
         assert outputs(tmp_path / f"chaos{n}") == outputs(tmp_path / f"calm{n}")
-    assert docker_client.containers.list(  # type: ignore[attr-defined]
-        all=True, filters={"label": "bolly-ray.stage"}) == []
+    assert [c for c in docker_client.containers.list(  # type: ignore[attr-defined]
+        all=True, filters={"label": "bolly-ray.stage"})
+        if c.labels.get("bolly-ray.job-folder") in chaos_folders] == []
     print(f"killed containers of: {', '.join(killed)}")

@@ -18,7 +18,7 @@ import pytest
 
 from bolly_ray.images import image_tag
 from tests.conftest import bolly, read_manifest
-from tests.test_containers import BASE, demo_job, docker_client, job_dir_of
+from tests.test_containers import BASE, demo_job, docker_client, folder_label, job_dir_of
 from tests.test_ray_cli import free_port, start_raylet, stop, wait_for_nodes
 
 pytestmark = pytest.mark.slow
@@ -139,7 +139,7 @@ def test_a_gpu_container_asks_docker_for_the_gpu_ray_granted(
            "(--gpu-stages native)" in stderr
     assert "Traceback" not in stderr
     [container] = docker_client.containers.list(  # type: ignore[attr-defined]
-        all=True, filters={"label": ["bolly-ray.job=demo", "bolly-ray.stage=asr"]})
+        all=True, filters={"label": [folder_label(demo), "bolly-ray.stage=asr"]})
     try:
         host = container.attrs["HostConfig"]
         [request] = host["DeviceRequests"]

@@ -24,7 +24,14 @@ from pathlib import Path
 
 from bolly_ray.container import ContainerRunner, docker_client, reap
 from bolly_ray.doctor import missing_libraries
-from bolly_ray.driver import AttemptOutcome, AttemptPlan, JobSession, Selection, final_status
+from bolly_ray.driver import (
+    AttemptOutcome,
+    AttemptPlan,
+    JobSession,
+    Selection,
+    final_status,
+    folder_id,
+)
 from bolly_ray.errors import (
     BollyRayError,
     PreflightError,
@@ -238,7 +245,7 @@ class Executor(ABC):
         self.observers.emit(JobEvent(session.job.id, "running", tuple(session.selected),
                                      str(session.dir.root)))
         if self.containers is not None:  # we hold the job's lock: leftovers are orphans
-            removed = self._reap(session.job.id)
+            removed = self._reap(folder_id(session.dir.root))
             if removed:
                 log.warning("%s: removed %d container(s) an earlier run left behind",
                             session.job.id, removed)
@@ -341,9 +348,10 @@ class Executor(ABC):
                                      message=f"{stage}: {error}" if error else None))
         return JobOutcome(session.job.id, session.dir.root, status, error, stage, stages)
 
-    def _reap(self, job_id: str) -> int:
-        """Remove the job's leftover stage containers wherever they can be (here: this host)."""
-        return reap(docker_client(), {job_id})
+    def _reap(self, job_folder: str) -> int:
+        """Remove the job folder's leftover stage containers wherever they can be (here:
+        this host)."""
+        return reap(docker_client(), {job_folder})
 
     def _runner(self, plan: AttemptPlan) -> str:
         """Where an attempt of this stage runs, as the manifest will name it."""

@@ -186,11 +186,11 @@ class RayExecutor(Executor):
         return AttemptOutcome(scratch, outputs, result.metrics, result.runner, result.node_id,
                               result.node_ip, result.image)
 
-    def _reap(self, job_id: str) -> int:
+    def _reap(self, job_folder: str) -> int:
         """Every node's Docker engine may hold containers of a crashed run: ask them all."""
         nodes = [n["NodeID"] for n in ray.nodes() if n["Alive"]]
         refs = [reap_node.options(num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(
-            node, soft=False)).remote({job_id}) for node in nodes]
+            node, soft=False)).remote({job_folder}) for node in nodes]
         return sum(ray.get(refs))
 
     def _ship(self, plan: AttemptPlan) -> dict[str, Any]:

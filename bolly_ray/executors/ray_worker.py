@@ -107,10 +107,11 @@ class StageActor:
 
 
 @ray.remote(max_retries=0)
-def reap_node(job_ids: set[str]) -> int:
-    """Remove this node's leftover containers of these jobs (0 where Docker is absent)."""
+def reap_node(job_folders: set[str]) -> int:
+    """Remove this node's leftover containers of these job folders (0 where Docker is
+    absent)."""
     try:
         client = docker_client()
     except BollyRayError:
         return 0
-    return reap(client, job_ids)
+    return reap(client, job_folders)

@@ -146,7 +146,12 @@ def wheels_for(requirements: Iterable[str], cache: Path) -> list[Path]:
         for wheel in tmp.glob("*.whl") if strip else ():
             if not wheel.name.startswith(UNTOUCHED_WHEELS):
                 strip_wheel(wheel, strip)
-        tmp.rename(folder)
+        try:
+            tmp.rename(folder)
+        except OSError:  # another build (a second terminal, a second suite) cached it first
+            if not folder.is_dir():
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
     return sorted(folder.glob("*.whl"))
 
 

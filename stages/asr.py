@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field
-from threadpoolctl import threadpool_limits
 
 from bolly_ray.audio import SAMPLE_RATE, read_wav_span, wav_samples
 from bolly_ray.devices import device_resources
@@ -328,6 +327,8 @@ class AsrStage(Stage):
         started = time.monotonic()
         piece_s, overlap_s = split_rule(settings)
         spans = [] if regions == [] else plan_spans(regions, audio_s, piece_s, SPAN_S, overlap_s)
+        from threadpoolctl import threadpool_limits  # here: every stage image imports asr.py
+
         # numpy's BLAS (Whisper's mel features) sums in another order with another thread
         # count, and the decoder then hears other numbers: one thread everywhere, so a Ray
         # actor (which Ray gives one), a container and a shell write the same transcript

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from importlib.metadata import EntryPoint
 from pathlib import Path
@@ -52,3 +53,31 @@ def test_broken_plugins_are_all_reported_at_once(tmp_path: Path,
 def test_duplicate_stage_names_are_rejected() -> None:
     with pytest.raises(UsageError, match="a: defined twice"):
         build_registry([fake("a", ["media"], ["x"]), fake("a", ["media"], ["y"])])
+
+
+def test_every_stage_loads_with_only_what_every_stage_image_holds() -> None:
+    """A stage container imports every stage module (the registry), in an image that holds
+    the core requirements and its own stage's: a top-level import of anything else crashes
+    every other stage's container (packaging once, threadpoolctl once). Fast, without Docker."""
+    from bolly_ray.images import CORE_REQUIREMENTS
+
+    allowed = {"bolly_ray", "pydantic", "pydantic_core", "typing_extensions", "annotated_types",
+               "typing_inspection", "pysubs2", "pycountry"}
+    assert {r.split(">")[0].split("=")[0].replace("-", "_") for r in CORE_REQUIREMENTS} <= allowed
+    probe = f"""
+import importlib.abc, sys
+ALLOWED = {sorted(allowed)!r}
+class OnlyTheImage(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        top = name.split(".")[0]
+        if not (top in sys.stdlib_module_names or top in ALLOWED or top.startswith("_")):
+            raise ModuleNotFoundError(f"No module named {{name!r}} in a stage image")
+sys.meta_path.insert(0, OnlyTheImage())
+import bolly_ray.container_entry
+from bolly_ray.registry import default_registry
+print(sorted(default_registry()))
+"""
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "'asr'" in done.stdout and "'vad'" in done.stdout

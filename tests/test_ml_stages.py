@@ -79,8 +79,12 @@ BACKENDS = [pytest.param("faster-whisper", id="faster-whisper"),
 def test_both_models_through_both_backends(backend: str, model: str, models: dict[str, Path],
                                            speech: tuple[Path, list], tmp_path: Path) -> None:
     wav, spans = speech
-    manifest = run_job(tmp_path, wav, "demux,vad,asr", {"asr": {
-        "model": str(models[model]), "backend": backend, "beam_size": 1, "batch_size": 4}})
+    # the backends are under test, on fixed regions: with silero-vad 6.2's (30 ms wider at
+    # the first sentence) WhisperX's tiny.en hears espeak's "The train to Mumbai" as "But
+    # range of my"; the two Silero models are compared on real speech in test_vad_models
+    asr = {"model": str(models[model]), "backend": backend, "beam_size": 1, "batch_size": 4}
+    manifest = run_job(tmp_path, wav, "demux,vad,asr",
+                       {"vad": {"model": "faster-whisper"}, "asr": asr})
     transcript = stage_output(manifest, "asr", "raw_transcript")
     assert transcript["language"] == "en"
     assert jiwer.wer(" ".join(words_of(" ".join(SENTENCES))), heard(transcript)) <= 0.10

@@ -49,7 +49,7 @@ def image_prefix() -> Iterator[str]:
 
 @pytest.fixture(autouse=True)
 def _hermetic_env(monkeypatch: pytest.MonkeyPatch, ray_tmpdir: Path, image_prefix: str) -> None:
-    monkeypatch.setenv("BOLLY_RAY_IMAGE_PREFIX", image_prefix)  # kept if a test changed it
+    monkeypatch.setenv("BOLLY_RAY_IMAGE_PREFIX", image_prefix)  # again, should a test change it
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TORCH_HOME", str(ray_tmpdir / "torch"))  # no stray cached weights
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")

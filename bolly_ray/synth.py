@@ -24,14 +24,15 @@ SPEECH_RATE = 16_000
 TRIM_THRESHOLD = 328  # about 1 % of int16 full scale: below it is espeak's padding
 
 
-def speak(sentence: str) -> array.array[int]:
-    """One sentence as 16 kHz mono int16 samples, silence trimmed at both ends."""
+def speak(sentence: str, voice: str = "en-us") -> array.array[int]:
+    """One sentence as 16 kHz mono int16 samples, silence trimmed at both ends, in one of
+    espeak-ng's voices (`espeak-ng --voices`)."""
     if shutil.which("espeak-ng") is None:
         raise MediaError("espeak-ng is not installed (apt-get install espeak-ng)")
     with tempfile.TemporaryDirectory(prefix="espeak-") as tmp:
         raw = Path(tmp) / "s.wav"
         # The text goes in on stdin, so a sentence starting with "-" is never an option.
-        subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(raw), "--stdin"],
+        subprocess.run(["espeak-ng", "-v", voice, "-s", "150", "-w", str(raw), "--stdin"],
                        input=sentence.encode(), capture_output=True, check=True)
         pcm = run_tool(["ffmpeg", "-nostdin", "-v", "error", "-i", ffmpeg_input(raw), "-ac", "1",
                         "-ar", str(SPEECH_RATE), "-f", "s16le", "-c:a", "pcm_s16le", "pipe:1"],
@@ -47,8 +48,10 @@ def speak(sentence: str) -> array.array[int]:
 
 
 def make_speech_wav(path: Path, sentences: Sequence[str], gap_s: float = 0.6, *,
-                    lead_s: float = 0.0, tail_s: float = 0.0) -> list[tuple[float, float, str]]:
-    """Write a 16 kHz mono WAV of `sentences`; return each one's exact (start, end, text)."""
+                    lead_s: float = 0.0, tail_s: float = 0.0,
+                    voices: Sequence[str] | None = None) -> list[tuple[float, float, str]]:
+    """Write a 16 kHz mono WAV of `sentences` (each in its voice from `voices`, default
+    American English); return each one's exact (start, end, text)."""
 
     def silence(seconds: float) -> array.array[int]:
         return array.array("h", bytes(2 * round(seconds * SPEECH_RATE)))
@@ -59,7 +62,7 @@ def make_speech_wav(path: Path, sentences: Sequence[str], gap_s: float = 0.6, *,
         if i:
             joined.extend(silence(gap_s))
         start = len(joined)
-        joined.extend(speak(text))
+        joined.extend(speak(text, voices[i] if voices else "en-us"))
         spans.append((start / SPEECH_RATE, len(joined) / SPEECH_RATE, text))
     joined.extend(silence(tail_s))
     if sys.byteorder == "big":

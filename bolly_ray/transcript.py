@@ -48,6 +48,10 @@ class Segment(BaseModel):
     """The recogniser's mean token log-probability (for hallucination filtering)."""
     compression_ratio: float | None = Field(default=None, ge=0)
     no_speech_prob: float | None = Field(default=None, ge=0, le=1)
+    language: str | None = None
+    """The language the segment was decoded in, where asr identified it (`mixed`, `auto`)."""
+    language_probability: float | None = Field(default=None, ge=0, le=1)
+    """How sure Whisper was of that language, for the region the segment lies in."""
 
     @model_validator(mode="after")
     def _ordered(self) -> Segment:

@@ -45,6 +45,15 @@ from bolly_ray.spec import (
 )
 from bolly_ray.stages.glossary import Glossary
 from bolly_ray.stages.packaged_models import PACKAGES, packaged_model
+from bolly_ray.stages.spoken_languages import (
+    RegionLanguage,
+    call_at,
+    dominant,
+    identify,
+    language_runs,
+    one_language,
+    settle,
+)
 from bolly_ray.stages.vad import Region, intersect, read_speech
 from bolly_ray.stages.whisper_backends import WINDOW_S, FasterWhisper, WhisperX, load_backend
 from bolly_ray.transcript import Segment, Transcript
@@ -55,14 +64,23 @@ SPAN_GAP_S = 10.0  # a longer silence between regions ends a span (it is never r
 SPAN_PAD_S = 1.0  # audio read on each side of a span's regions, so no feature sees an edge
 OVERLAP_S = 2.0  # pieces of a hard-split region overlap this much; words are stitched in it
 HOP_S = 0.01  # Whisper's feature hop: a span starting on it sees the whole file's frames
+MULTILINGUAL_VOCABULARY = 51_865  # Whisper's tokens with the 99 language tokens
+LANGUAGE_WINDOW_S = 30.0  # without VAD regions, languages are told apart window by window
 
 
 class AsrSettings(StageSettings):
     backend: Literal["faster-whisper", "whisperx"] = "faster-whisper"
     model: str = Field(default="large-v3",
                        description="Whisper model name or a local CTranslate2 model folder")
-    language: str | None = Field(default=None,
-                                 description="Spoken language (default: the job's source)")
+    language: str | None = Field(
+        default=None, pattern=r"^([a-z]{2,3}|auto|mixed)$",
+        description="Spoken language: a code; auto: Whisper identifies one language from the "
+        "speech; mixed: Whisper identifies each VAD region's language and decodes it in that "
+        "language (Hinglish); auto and mixed need a multilingual model (default: the job's "
+        "source language)")
+    candidate_languages: list[str] = Field(
+        default_factory=list, description="With auto or mixed: only these languages are "
+        "considered, e.g. [hi, en] for Hinglish (Whisper often calls Hindi Urdu); empty: all")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     compute_type: str = Field(default="auto",
                               description="CTranslate2 compute type (auto: float16 on GPU, "
@@ -110,6 +128,21 @@ def model_source(name: str) -> str:
         raise UsageError(f"asr.model={name}: no such model folder")
     packaged = packaged_model(name)
     return str(packaged) if packaged else name
+
+
+def english_only(source: str) -> bool:
+    """Whether a Whisper model knows English only: a `.en` name, or a folder whose
+    vocabulary lacks the language tokens (Whisper's own test: fewer than 51,865 tokens)."""
+    vocabulary = Path(source) / "vocabulary.txt"
+    if vocabulary.is_file():
+        with vocabulary.open(encoding="utf-8") as lines:
+            return sum(1 for _ in lines) < MULTILINGUAL_VOCABULARY
+    return source.endswith(".en")
+
+
+def english_only_problem(settings: AsrSettings) -> str:
+    return (f"asr.language={settings.language} needs a multilingual Whisper model: "
+            f"{settings.model} knows English only (base, small, large-v3 know 99 languages)")
 
 
 def load_whisper(settings: AsrSettings) -> FasterWhisper | WhisperX:
@@ -264,7 +297,7 @@ class AsrStage(Stage):
         # CTranslate2 4.x runs on CUDA 12 with cuDNN 9; it finds them on the loader's path
         gpu_image_requirements=("nvidia-cublas-cu12>=12.4,<13", "nvidia-cudnn-cu12>=9,<10"),
         cuda_library_dirs=("nvidia/cublas/lib", "nvidia/cudnn/lib"),
-        timeout_s=6 * 3600, version="3")
+        timeout_s=6 * 3600, version="4")
 
     def resources(self, settings: AsrSettings,  # type: ignore[override]
                   gpus_available: float = 0.0) -> Resources:
@@ -290,6 +323,8 @@ class AsrStage(Stage):
             missing.append("asr: backend whisperx needs the ml extra: "
                            "pip install 'bolly-ray[ml]'")
         source = model_source(settings.model)
+        if settings.language in ("auto", "mixed") and english_only(source):
+            raise UsageError(english_only_problem(settings))  # no model would fix the job
         if Path(source).is_dir():
             return missing
         from faster_whisper.utils import download_model
@@ -320,26 +355,88 @@ class AsrStage(Stage):
         assert isinstance(settings, AsrSettings)
         backend = model if model is not None else load_whisper(settings)
         audio_s = wav_samples(ctx.inputs["audio"]) / SAMPLE_RATE
-        language = settings.language or ctx.job.get("source_language")
         regions = read_speech(ctx.inputs.get("speech"))  # None: no vad, transcribe it all
         settings = with_glossary(settings, ctx.inputs.get("glossary"))
         backend.seed(settings.seed)  # fallback decoding samples at random
         started = time.monotonic()
-        piece_s, overlap_s = split_rule(settings)
-        spans = [] if regions == [] else plan_spans(regions, audio_s, piece_s, SPAN_S, overlap_s)
+        requested = settings.language or ctx.job.get("source_language")
+        plan = plan_languages(backend, ctx.inputs["audio"], regions, audio_s, requested,
+                              settings)
         from threadpoolctl import threadpool_limits  # here: every stage image imports asr.py
 
         # numpy's BLAS (Whisper's mel features) sums in another order with another thread
         # count, and the decoder then hears other numbers: one thread everywhere, so a Ray
         # actor (which Ray gives one), a container and a shell write the same transcript
         with threadpool_limits(limits=1, user_api="blas"):
-            segments, language, batch = transcribe_spans(backend, ctx.inputs["audio"], spans,
-                                                         language, settings)
+            segments, language, batch, spans = transcribe_plan(backend, ctx.inputs["audio"],
+                                                               plan, audio_s, settings)
         seconds = time.monotonic() - started
         Transcript(language=language, segments=segments).write(ctx.out_dir / "transcript.json")
         return StageResult(outputs={"raw_transcript": "transcript.json"}, metrics={
             "audio_s": round(audio_s, 3), "rtfx": round(audio_s / max(seconds, 1e-6), 2),
-            "segments": len(segments), "batch_size": batch, "spans": len(spans)})
+            "segments": len(segments), "batch_size": batch, "spans": spans,
+            "languages": len({s.language for s in segments} - {None}) or 1})
+
+
+@dataclass(frozen=True)
+class LanguagePlan:
+    """What to decode in which language, in order: (language or None for Whisper's own
+    guess, the regions or None for all of the audio); and each region's identified
+    language (empty when the job named the language)."""
+
+    runs: list[tuple[str | None, list[Region] | None]]
+    calls: list[RegionLanguage]
+
+
+def plan_languages(backend: FasterWhisper | WhisperX, wav: Path, regions: list[Region] | None,
+                   audio_s: float, requested: str | None, settings: AsrSettings
+                   ) -> LanguagePlan:
+    """The job's language for everything, or with `auto`/`mixed` Whisper's language
+    identification on each region (spoken_languages.py)."""
+    if requested not in ("auto", "mixed") or regions == []:
+        return LanguagePlan([(requested if requested not in ("auto", "mixed") else None,
+                              regions)], [])
+    if not backend.multilingual:
+        raise UsageError(english_only_problem(settings.model_copy(
+            update={"language": requested})))
+    stretches = regions if regions is not None else [
+        (start, min(audio_s, start + LANGUAGE_WINDOW_S))
+        for start in itertools.takewhile(lambda t: t < audio_s,
+                                         itertools.count(0.0, LANGUAGE_WINDOW_S))]
+    calls = settle(identify(wav, stretches, backend.language_probabilities,
+                            settings.candidate_languages))
+    if requested == "auto":
+        calls = one_language(calls)
+        return LanguagePlan([(calls[0].language, regions)], calls)
+    return LanguagePlan(list(language_runs(calls)), calls)
+
+
+def transcribe_plan(backend: FasterWhisper | WhisperX, wav: Path, plan: LanguagePlan,
+                    audio_s: float, settings: AsrSettings
+                    ) -> tuple[list[Segment], str, int, int]:
+    """The segments of every run (in time order, each labelled with its language where it
+    was identified), the transcript's language, the batch size that fitted, the spans."""
+    piece_s, overlap_s = split_rule(settings)
+    segments, batch, count, heard = [], settings.batch_size, 0, []
+    for language, regions in plan.runs:
+        spans = [] if regions == [] else plan_spans(regions, audio_s, piece_s, SPAN_S,
+                                                    overlap_s)
+        found, language_heard, batch = transcribe_spans(
+            backend, wav, spans, language, settings.model_copy(update={"batch_size": batch}))
+        segments += [labelled(s, plan.calls) for s in found]
+        heard.append(language_heard)
+        count += len(spans)
+    segments.sort(key=lambda s: s.start)
+    language = dominant(plan.calls) if plan.calls else heard[0]
+    return segments, language, batch, count
+
+
+def labelled(segment: Segment, calls: Sequence[RegionLanguage]) -> Segment:
+    call = call_at(calls, segment.start, segment.end)
+    if call is None:
+        return segment
+    return segment.model_copy(update={"language": call.language,
+                                      "language_probability": call.probability})
 
 
 def transcribe_spans(backend: FasterWhisper | WhisperX, wav: Path, spans: Sequence[Span],

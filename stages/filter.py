@@ -1,12 +1,14 @@
 """filter: Whisper's hallucinations out of the transcript, each removal listed with its reason.
 
 Whisper invents text in predictable ways, and each gets its own rule: the same line looped
-over more than `max_line_repeats` consecutive segments (only the first is kept), one phrase
+over more than `max_line_repeats` consecutive segments and at least `min_loop_words` words
+in all (only the first is kept), one phrase
 looped inside a segment (collapsed to one), credit and outro phrases ("Thanks for
 watching") where nobody speaks, text over stretches the vad stage found silent, and
 segments the recogniser itself doubted (high compression ratio, or low log-probability
 together with a high no-speech probability). Short genuine repetition ("No! No! No!")
-stays: a loop must be longer than `max_phrase_repeats` and cover several words. With
+stays: a loop must be longer than `max_phrase_repeats` and cover several words, and so
+must a looped line ("Hello? Hello? Hello?" on a phone call is three people's words). With
 `mode: flag` nothing is removed and the report only lists what would have been.
 """
 
@@ -39,8 +41,9 @@ class FilterSettings(StageSettings):
                                   "segments allowed before the rest count as a loop")
     max_phrase_repeats: int = Field(default=3, ge=2, le=50, description="Back-to-back "
                                     "repeats of one phrase allowed inside a segment")
-    min_loop_words: int = Field(default=6, ge=2, le=100, description="A loop inside a segment "
-                                "must cover at least this many words")
+    min_loop_words: int = Field(default=6, ge=2, le=100, description="A loop (of lines, or "
+                                "of a phrase inside a segment) must cover at least this many "
+                                "words")
     min_speech_overlap: float = Field(default=0.2, ge=0, le=1, description="Share of a "
                                       "segment VAD must call speech for it to stay")
     compression_ratio_threshold: float = Field(default=2.4, gt=1)
@@ -53,7 +56,7 @@ class FilterStage(ChecksTranscriptInputs, Stage):
     spec = StageSpec(
         name="filter", inputs=("speaker_transcript",), optional_inputs=("speech",),
         outputs=("filtered_transcript", "hallucinations"), settings_model=FilterSettings,
-        resources=Resources(cpus=1, memory_mb=512), version="1")
+        resources=Resources(cpus=1, memory_mb=512), version="2")
 
     def run(self, ctx: StageContext, model: Any = None) -> StageResult:
         settings = ctx.settings
@@ -83,7 +86,7 @@ def filter_segments(segments: Sequence[Segment], speech: list[tuple[float, float
     removed: list[dict[str, Any]] = []
     runs = run_lengths([normalise(s.text) for s in segments])
     for segment, (position, length) in zip(segments, runs, strict=True):
-        if length > settings.max_line_repeats and position > 0:
+        if position > 0 and is_line_loop(segment, length, settings):
             reason: str | None = f"a loop: the same line {length} times in a row (first kept)"
         else:
             reason = verdict(segment, normalise(segment.text), speech, settings)
@@ -101,6 +104,14 @@ def filter_segments(segments: Sequence[Segment], speech: list[tuple[float, float
             segment = segment.model_copy(update={"text": collapsed, "words": words})
         kept.append(segment)
     return kept, removed
+
+
+def is_line_loop(segment: Segment, repeats: int, settings: FilterSettings) -> bool:
+    """A line repeated more than allowed, over at least `min_loop_words` words in all: a
+    phone call's "Hello? Hello? Oh, hello." is three real segments, Whisper's loops run
+    longer."""
+    return (repeats > settings.max_line_repeats
+            and repeats * len(normalise(segment.text).split()) >= settings.min_loop_words)
 
 
 def run_lengths(texts: list[str]) -> list[tuple[int, int]]:

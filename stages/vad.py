@@ -64,8 +64,11 @@ class VadSettings(OptionalStageSettings):
         "installed")
     threshold: float = Field(default=0.5, gt=0, lt=1, description="Speech probability cut-off")
     min_speech_ms: int = Field(default=250, ge=0, description="Drop shorter speech")
-    min_silence_ms: int = Field(default=500, ge=0, description="Silence that ends a region")
-    speech_pad_ms: int = Field(default=200, ge=0, description="Padding on each side")
+    # faster-whisper's own VAD defaults: on real speech, tighter regions (500 ms, 200 ms)
+    # cut the first word's onset and decoded short regions without their context, and the
+    # pipeline made more errors than the bare library (docs/QUALITY.md)
+    min_silence_ms: int = Field(default=2000, ge=0, description="Silence that ends a region")
+    speech_pad_ms: int = Field(default=400, ge=0, description="Padding on each side")
     max_speech_s: float = Field(default=30.0, gt=0, description="Split longer regions")
     merge_gap_s: float = Field(default=0.3, ge=0, description="Merge regions this close")
     second_pass: Literal["none", "pyannote"] = Field(
@@ -262,7 +265,7 @@ class VadStage(Stage):
     spec = StageSpec(
         name="vad", inputs=("audio",), outputs=("speech",), settings_model=VadSettings,
         resources=Resources(cpus=1, memory_mb=1024), critical=False,
-        image_requirements=("faster-whisper>=1.1",), version="2")
+        image_requirements=("faster-whisper>=1.1",), version="3")
 
     def model_id(self, settings: VadSettings) -> str:  # type: ignore[override]
         model = silero_model_name(backend(settings))

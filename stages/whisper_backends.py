@@ -96,6 +96,14 @@ class FasterWhisper:
             self.sampled = False
         ctranslate2.set_random_seed(seed)
 
+    @property
+    def multilingual(self) -> bool:
+        return bool(self.model.model.is_multilingual)
+
+    def language_probabilities(self, audio: np.ndarray) -> list[tuple[str, float]]:
+        """Whisper's language identification on the first 30 s of `audio`, best first."""
+        return self.model.detect_language(audio=audio)[2]
+
     def transcribe(self, audio: np.ndarray, regions: list[Region] | None, language: str | None,
                    settings: AsrSettings, batch_size: int) -> tuple[list[Segment], str]:
         options = dict(decoding_options(settings), language=language, task="transcribe",
@@ -152,6 +160,14 @@ class WhisperX:
         import ctranslate2
 
         ctranslate2.set_random_seed(seed)
+
+    @property
+    def multilingual(self) -> bool:
+        return bool(self.pipeline.model.model.is_multilingual)
+
+    def language_probabilities(self, audio: np.ndarray) -> list[tuple[str, float]]:
+        """Whisper's language identification (WhisperX's model is faster-whisper's)."""
+        return self.pipeline.model.detect_language(audio=audio)[2]
 
     def transcribe(self, audio: np.ndarray, regions: list[Region] | None, language: str | None,
                    settings: AsrSettings, batch_size: int) -> tuple[list[Segment], str]:

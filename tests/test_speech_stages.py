@@ -47,11 +47,17 @@ def run_stages(tmp_path: Path, wav: Path, only: str, artifacts: dict | None = No
 def test_vad_finds_each_sentence_and_nothing_in_the_gaps(speech: tuple[Path, list],
                                                          tmp_path: Path) -> None:
     wav, spans = speech
-    manifest = run_stages(tmp_path, wav, "demux,vad")
+    tight = {"min_silence_ms": 500, "speech_pad_ms": 200}  # a 2 s pause ends a region
+    manifest = run_stages(tmp_path / "tight", wav, "demux,vad", vad=tight)
     regions = stage_output(manifest, "vad", "speech")["segments"]
     assert len(regions) == len(spans)
     for region, (start, end, _) in zip(regions, spans, strict=True):
         assert abs(region["start"] - start) <= 0.3 and abs(region["end"] - end) <= 0.3
+    # the defaults (faster-whisper's) keep pauses under 2 s inside a region, padded 0.4 s
+    manifest = run_stages(tmp_path / "defaults", wav, "demux,vad")
+    [region] = stage_output(manifest, "vad", "speech")["segments"]
+    assert spans[0][0] - 0.5 <= region["start"] <= spans[0][0] - 0.3
+    assert region["end"] >= spans[-1][1] + 0.3  # here the file's end
 
 
 def test_vad_on_silence_finds_no_speech(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ The stage reads the transcript artifact, lets `subtitle_layout.build_cues` cut i
 speaker labels) and writes one file per requested format into `subtitles/` as
 `<name>.<lang>.<ext>` (the source language and every translation), each through one
 pysubs2 document: ASS gets a 1920x1080 script with a Default and a Lyrics style, SRT and
-VTT get lyric italics as `<i>` tags. Cue times sit on a
+VTT get lyric italics as `<i>` tags; a dialogue cue's ASS Name is "A & B". Cue times sit on a
 centisecond grid, so all three formats carry identical timings, and output is byte-identical
 for the same input and settings.
 """
@@ -49,7 +49,8 @@ class SubtitleSettings(StageSettings):
     frame_rate: float = Field(
         default=25.0, ge=10.0, le=120.0, description="Frame rate the gap is counted in")
     speaker_labels: bool = Field(
-        default=False, description="Prefix [SPEAKER] whenever the speaker changes")
+        default=False, description="Prefix [SPEAKER] whenever the speaker changes; "
+        "each line of a two-speaker dialogue cue reads \"- [SPEAKER] text\"")
     lyric_marker: str = Field(
         default="♪", max_length=4, pattern=r"^[^\s{}\\]*$",
         description="Mark set around sung lines; empty for none")
@@ -93,7 +94,7 @@ class SubtitlesStage(ChecksTranscriptInputs, Stage):
         job_fields=("name", "source_language"),
         exports={"subtitles": "subtitles"},
         resources=Resources(cpus=1, memory_mb=512),
-        version="1",
+        version="2",  # 2: reading speed a hard limit, dialogue cues
     )
 
     def run(self, ctx: StageContext, model: Any = None) -> StageResult:
@@ -174,4 +175,9 @@ def _event(cue: Cue) -> pysubs2.SSAEvent:
         start=round(cue.start * 1000), end=round(cue.end * 1000),
         text=r"\N".join(line.translate(ASS_SAFE) for line in cue.lines),
         style="Lyrics" if cue.is_lyric else "Default",
-        name=(cue.speaker or "").replace(",", " "))  # a comma would shift the ASS fields
+        name=speaker_name(cue).replace(",", " "))  # a comma would shift the ASS fields
+
+
+def speaker_name(cue: Cue) -> str:
+    """The ASS Name field: the cue's speaker, or a dialogue cue's two as "A & B"."""
+    return " & ".join(s or "" for s in cue.speakers) if cue.speakers else cue.speaker or ""

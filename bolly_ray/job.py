@@ -31,6 +31,7 @@ from pydantic import (
 )
 
 from bolly_ray.errors import UsageError
+from bolly_ray.languages import canonical_tag
 from bolly_ray.roots import check_paths
 from bolly_ray.spec import StageSpec
 
@@ -112,7 +113,12 @@ class JobBase(BaseModel):
         bad = [v for v in value if not re.match(LANGUAGE_PATTERN, v)]
         if bad:
             raise ValueError(f"not language codes: {', '.join(bad)}")
-        return list(dict.fromkeys(value))
+        return list(dict.fromkeys(canonical_tag(v) for v in value))  # hi-latn is hi-Latn
+
+    @field_validator("source_language")
+    @classmethod
+    def _language(cls, value: str) -> str:
+        return canonical_tag(value)
 
     @property
     def output_name(self) -> str:

@@ -172,6 +172,11 @@ class Stage:
         command that fetches them; checked before any stage of any job starts."""
         return []
 
+    def needs_models(self, settings: StageSettings, job: Mapping[str, Any]) -> bool:
+        """Whether this job needs the models `missing_models` checks (translate does not
+        when every target is a transliteration of the source, hi -> hi-Latn)."""
+        return True
+
     def pull_models(self, settings: StageSettings, job: Mapping[str, Any]) -> list[str]:
         """Download what `missing_models` would report into the shared model cache (HF_HOME);
         returns one line per model fetched. `job` holds the job fields (e.g. its language)."""

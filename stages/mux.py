@@ -1,7 +1,11 @@
 """mux: the film with soft subtitle tracks, one per language, video and audio copied.
 
-MKV carries SRT or ASS tracks, MP4 carries mov_text (converted from SRT). Tracks are tagged
-with ISO 639-2 codes and titled with the language's name; the first target language, when
+MKV carries SRT or ASS tracks, MP4 carries mov_text (converted from SRT). Tracks come in the
+order of the job's target languages, are tagged with ISO 639-2 codes and titled with the
+language's name and, for a second script, the script ("Hindi (Latin script)" for `hi-Latn`,
+whose code is `hin` like Hindi's); MKV tracks also carry the full BCP 47 tag in a
+`LANGUAGE_BCP47` tag (ffmpeg 5.1 writes neither Matroska's LanguageBCP47 element nor MP4's
+elng box), MP4 tracks the title as their handler name. The first target language, when
 present, is the default track. Nothing is re-encoded, and bit-exact flags keep the output
 byte-identical from run to run.
 """
@@ -15,7 +19,7 @@ from typing import Literal
 from pydantic import Field
 
 from bolly_ray.errors import StageError
-from bolly_ray.languages import iso639_2, language_name, same_language
+from bolly_ray.languages import canonical_tag, iso639_2, same_language, same_tag, track_title
 from bolly_ray.media import ffmpeg_input, probe, run_tool
 from bolly_ray.spec import (
     SOURCE_ARTIFACT,
@@ -29,6 +33,7 @@ from bolly_ray.spec import (
 )
 
 MP4_FORMATS = ("mov", "mp4", "m4a", "3gp")
+BCP47_TAG = "LANGUAGE_BCP47"
 
 
 class MuxSettings(OptionalStageSettings):
@@ -38,14 +43,36 @@ class MuxSettings(OptionalStageSettings):
         default="srt", description="Subtitle format stored in MKV (ass keeps styling)")
 
 
-def subtitle_tracks(folder: Path, fmt: str) -> list[tuple[str, Path]]:
-    """(language, file) for every `<name>.<lang>.<fmt>` in the subtitles folder, sorted."""
+def subtitle_tracks(folder: Path, fmt: str, order: list[str] | None = None
+                    ) -> list[tuple[str, Path]]:
+    """(language, file) for every `<name>.<lang>.<fmt>` in the subtitles folder: languages
+    in `order` first, in that order, then the rest by file name."""
     tracks = []
     for path in sorted(folder.glob(f"*.{fmt}")):
         match = re.search(r"\.([A-Za-z]{2,3}(?:-[A-Za-z0-9]+)?)\." + fmt + "$", path.name)
         if match:
             tracks.append((match.group(1), path))
-    return tracks
+    wanted = [canonical_tag(t) for t in order or []]
+    return sorted(tracks, key=lambda t: wanted.index(canonical_tag(t[0]))
+                  if canonical_tag(t[0]) in wanted else len(wanted))
+
+
+def default_track(tracks: list[tuple[str, Path]], language: str | None) -> int | None:
+    """The track for `language`: its own tag first ("hi-Latn"), else the same language."""
+    for matches in (same_tag, same_language):
+        found = next((n for n, (lang, _) in enumerate(tracks) if matches(lang, language)),
+                     None)
+        if found is not None:
+            return found
+    return None
+
+
+def track_metadata(n: int, language: str, container: str) -> list[str]:
+    title = track_title(language)
+    named = ["handler_name=" + title] if container == "mp4" else [
+        "title=" + title, f"{BCP47_TAG}={canonical_tag(language)}"]
+    return [arg for tag in [f"language={iso639_2(language)}", *named]
+            for arg in (f"-metadata:s:s:{n}", tag)]
 
 
 def choose_container(settings: MuxSettings, format_name: str) -> str:
@@ -65,12 +92,10 @@ def mux_args(source: Path, tracks: list[tuple[str, Path]], container: str,
         args += ["-map", f"{n + 1}:0"]
     args += ["-c:v", "copy", "-c:a", "copy",
              "-c:s", "mov_text" if container == "mp4" else "copy"]
+    default = default_track(tracks, default_language)
     for n, (language, _) in enumerate(tracks):
-        is_default = same_language(language, default_language) and not any(
-            same_language(lang, default_language) for lang, _ in tracks[:n])
-        args += [f"-metadata:s:s:{n}", f"language={iso639_2(language)}",
-                 f"-metadata:s:s:{n}", f"title={language_name(language)}",
-                 f"-disposition:s:{n}", "default" if is_default else "0"]
+        args += [*track_metadata(n, language, container),
+                 f"-disposition:s:{n}", "default" if n == default else "0"]
     args += ["-map_metadata", "0", "-map_chapters", "0", "-fflags", "+bitexact",
              "-flags:v", "+bitexact", "-flags:a", "+bitexact",
              "-f", "mp4" if container == "mp4" else "matroska", "file:" + str(out)]
@@ -83,7 +108,7 @@ class MuxStage(Stage):
         settings_model=MuxSettings, job_fields=("name", "target_languages"),
         exports={"video": "."}, resources=Resources(cpus=1, memory_mb=512),
         image_tools=("ffmpeg",),
-        locality=Locality.SOURCE, critical=False, timeout_s=3 * 3600, version="1")
+        locality=Locality.SOURCE, critical=False, timeout_s=3 * 3600, version="2")
 
     def run(self, ctx: StageContext, model: object = None) -> StageResult:
         settings = ctx.settings
@@ -92,10 +117,10 @@ class MuxStage(Stage):
         info = probe(source, timeout_s=min(60.0, ctx.remaining_s()))
         container = choose_container(settings, info.format_name)
         fmt = "srt" if container == "mp4" else settings.mkv_subtitle_format
-        tracks = subtitle_tracks(ctx.inputs["subtitles"], fmt)
+        targets = ctx.job.get("target_languages") or []
+        tracks = subtitle_tracks(ctx.inputs["subtitles"], fmt, targets)
         if not tracks:
             raise StageError(f"mux: no .{fmt} subtitle files in {ctx.inputs['subtitles']}")
-        targets = ctx.job.get("target_languages") or []
         out = ctx.out_dir / f"{ctx.job['name']}.subtitled.{container}"
         run_tool(mux_args(source, tracks, container, targets[0] if targets else None, out),
                  timeout_s=ctx.remaining_s(), what=f"{source}: cannot mux subtitles")

@@ -4,23 +4,27 @@ A second pass over the source-language transcript (Whisper's own translate task 
 used): one transcripts file per target language, segment for segment, each with the same
 start, end, speaker and lyric flag as its source. Names and glossary terms are protected:
 before translation each becomes a numbered placeholder (`[1]`), so the model never sees
-(and never "translates") them, and afterwards the placeholders are put back. A placeholder
-the model dropped is reported, and its name appended, so no name silently vanishes. The
-model loads once per actor and serves every job; batches halve on GPU out-of-memory.
+(and never "translates") them, and afterwards the placeholders are put back (a name found
+in Devanagari comes back as the glossary spells it). A placeholder the model dropped is
+reported, and its name appended, so no name silently vanishes. A target that is another
+script of a language (`hi-Latn`) is that language's version transliterated: from a Hindi
+source no model is needed, or loaded. The model loads on first use, once per actor, and
+serves every job; batches halve on GPU out-of-memory.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field
 
-from bolly_ray.devices import device_resources, torch_device
+from bolly_ray.devices import device_resources
 from bolly_ray.gpu_memory import with_batch_halving
+from bolly_ray.languages import same_tag, transliterated_from
 from bolly_ray.model_cache import folders_for, hub_cache
 from bolly_ray.modules import installed
 from bolly_ray.spec import (
@@ -33,11 +37,12 @@ from bolly_ray.spec import (
     StageSpec,
 )
 from bolly_ray.stages.glossary import Glossary
-from bolly_ray.stages.translators import Seq2SeqTranslator, flores_code, load_translator
+from bolly_ray.stages.protect import mask, unmask
+from bolly_ray.stages.translators import LazyTranslator, flores_code
+from bolly_ray.stages.transliterate import NameLexicon, transliterate_transcript
 from bolly_ray.transcript import ChecksTranscriptInputs, Transcript, read_transcript
 
 OUTPUT_DIR = "translations"
-PLACEHOLDER = re.compile(r"\[\s*(\d+)\s*\]")
 
 
 class TranslateSettings(OptionalStageSettings):
@@ -61,8 +66,9 @@ class TranslateStage(ChecksTranscriptInputs, Stage):
         outputs=("translations",), settings_model=TranslateSettings,
         job_fields=("source_language", "target_languages"), compute=ComputeKind.GPU,
         critical=False, resources=Resources(cpus=1, gpus=0.5, memory_mb=6144),
+        image_requirements=("aksharamukha>=2.3,<3",),
         optional_requirements=("transformers>=4.40", "torch>=2.1"),
-        timeout_s=3 * 3600, version="1")
+        timeout_s=3 * 3600, version="2")
 
     def resources(self, settings: TranslateSettings,  # type: ignore[override]
                   gpus_available: float = 0.0) -> Resources:
@@ -81,6 +87,11 @@ class TranslateStage(ChecksTranscriptInputs, Stage):
         return (f"nothing to translate: no target language differs from the source "
                 f"({job.get('source_language')})")
 
+    def needs_models(self, settings: TranslateSettings,  # type: ignore[override]
+                     job: Mapping[str, Any]) -> bool:
+        return bool(model_targets(job.get("source_language") or "",
+                                  job.get("target_languages") or []))
+
     def model_folders(self, settings: TranslateSettings) -> list[Path]:  # type: ignore[override]
         return folders_for(settings.model, hub_cache())
 
@@ -98,14 +109,14 @@ class TranslateStage(ChecksTranscriptInputs, Stage):
 
     def pull_models(self, settings: TranslateSettings,  # type: ignore[override]
                     job: Mapping[str, Any]) -> list[str]:
-        if Path(settings.model).expanduser().is_dir():
+        if Path(settings.model).expanduser().is_dir() or not self.needs_models(settings, job):
             return []
         from huggingface_hub import snapshot_download
 
         return [f"translate: {settings.model}: {snapshot_download(settings.model)}"]
 
-    def load_model(self, settings: TranslateSettings) -> Seq2SeqTranslator:  # type: ignore[override]
-        return load_translator(settings.backend, settings.model, torch_device(settings.device))
+    def load_model(self, settings: TranslateSettings) -> LazyTranslator:  # type: ignore[override]
+        return LazyTranslator(settings.backend, settings.model, settings.device)
 
     def run(self, ctx: StageContext, model: Any = None) -> StageResult:
         settings = ctx.settings
@@ -113,29 +124,85 @@ class TranslateStage(ChecksTranscriptInputs, Stage):
         transcript = read_transcript(ctx.inputs["transcript"])
         source = transcript.language or ctx.job.get("source_language") or ""
         targets = targets_for(source, ctx.job.get("target_languages") or [])
-        terms = protected_terms(ctx.inputs.get("glossary"), settings.protect)
+        protection = Protection.from_glossary(ctx.inputs.get("glossary"), settings.protect)
         out = ctx.out_dir / OUTPUT_DIR
         out.mkdir()
         report: dict[str, Any] = {"source": source, "targets": targets, "languages": {}}
-        translator = model
-        if targets and transcript.segments and translator is None:
-            translator = self.load_model(settings)
+        translator = model if model is not None else self.load_model(settings)
+        versions = Versions(transcript, source, translator, protection, settings)
         for target in targets:
-            translated, lost = translate_transcript(transcript, target, translator, terms,
-                                                    settings)
-            translated.write(out / f"{target}.json")
-            report["languages"][target] = {"segments": len(translated.segments),
-                                           "placeholders_lost": lost}
+            version, lost = versions.get(target)
+            version.write(out / f"{target}.json")
+            report["languages"][target] = {
+                "segments": len(version.segments), "placeholders_lost": lost,
+                **({"transliterated_from": base} if (base := transliterated_from(target))
+                   else {})}
         (out / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False)
                                          + "\n", encoding="utf-8")
         return StageResult(outputs={"translations": OUTPUT_DIR},
                            metrics={"languages": len(targets),
-                                    "segments": len(transcript.segments) * len(targets)})
+                                    "segments": len(transcript.segments) * len(targets),
+                                    "model_used": int(getattr(translator, "loaded", True))})
 
 
 def targets_for(source: str, targets: list[str]) -> list[str]:
     """The target languages that differ from the source ("hi" differs from "hi-Latn")."""
     return [t for t in dict.fromkeys(targets) if t.lower() != source.lower()]
+
+
+def model_targets(source: str, targets: list[str]) -> list[str]:
+    """The languages the model must translate into: each target, or the language a
+    transliterated target is written from, unless that is the source itself."""
+    wanted = [transliterated_from(t) or t for t in targets_for(source, targets)]
+    return [t for t in dict.fromkeys(wanted) if not same_tag(t, source)]
+
+
+@dataclass(frozen=True)
+class Protection:
+    """What is kept: glossary spellings in Latin script as written; names in Devanagari,
+    in translation, and names and terms (per `protect`), in transliteration, as the
+    glossary spells them. (A Hinglish word written in Devanagari is still translated.)"""
+
+    terms: list[str]
+    names: NameLexicon
+    lexicon: NameLexicon
+
+    @classmethod
+    def from_glossary(cls, glossary: Path | None, protect: str) -> Protection:
+        return cls(protected_terms(glossary, protect),
+                   NameLexicon.from_glossary(glossary, "none" if protect == "none" else "names"),
+                   NameLexicon.from_glossary(glossary, protect))
+
+    def mask(self, text: str) -> tuple[str, dict[int, str]]:
+        names = self.names.found_in(text)
+        masked, found = mask(text, sorted([*self.terms, *names], key=len, reverse=True))
+        return masked, {n: names.get(term, term) for n, term in found.items()}
+
+
+class Versions:
+    """The transcript in each language a job asks for, each made once: the source itself,
+    the model's translation, or another version transliterated."""
+
+    def __init__(self, source: Transcript, language: str, translator: Any,
+                 protection: Protection, settings: TranslateSettings) -> None:
+        self.source, self.language, self.translator = source, language, translator
+        self.protection, self.settings = protection, settings
+        self.made: dict[str, tuple[Transcript, int]] = {}
+
+    def get(self, language: str) -> tuple[Transcript, int]:
+        """The version and how many protected terms the model lost making it."""
+        if same_tag(language, self.language):
+            return self.source, 0
+        if language not in self.made:
+            base = transliterated_from(language)
+            if base is None:
+                self.made[language] = translate_transcript(
+                    self.source, language, self.translator, self.protection, self.settings)
+            else:
+                version, lost = self.get(base)
+                self.made[language] = (transliterate_transcript(
+                    version, language, self.protection.lexicon), lost)
+        return self.made[language]
 
 
 def protected_terms(glossary: Path | None, protect: str) -> list[str]:
@@ -147,43 +214,12 @@ def protected_terms(glossary: Path | None, protect: str) -> list[str]:
     return sorted(set(chosen), key=len, reverse=True)
 
 
-def mask(text: str, terms: list[str]) -> tuple[str, dict[int, str]]:
-    """The text with each protected term replaced by `[n]`, and n -> term."""
-    found: dict[int, str] = {}
-    for term in terms:
-        pattern = re.compile(rf"(?<!\w){re.escape(term)}(?!\w)", re.IGNORECASE)
-
-        def keep(match: re.Match[str]) -> str:
-            found[len(found) + 1] = match.group(0)
-            return f"[{len(found)}]"
-
-        text = pattern.sub(keep, text)
-    return text, found
-
-
-def unmask(text: str, found: dict[int, str]) -> tuple[str, int]:
-    """Placeholders back to their terms; terms whose placeholder the model lost are appended.
-    Returns the text and how many were lost."""
-    seen: set[int] = set()
-
-    def restore(match: re.Match[str]) -> str:
-        number = int(match.group(1))
-        if number in found:
-            seen.add(number)
-            return found[number]
-        return ""
-
-    text = PLACEHOLDER.sub(restore, text)
-    lost = [found[n] for n in sorted(found) if n not in seen]
-    return " ".join([text.strip(), *lost]).strip(), len(lost)
-
-
-def translate_transcript(transcript: Transcript, target: str, translator: Seq2SeqTranslator,
-                         terms: list[str], settings: TranslateSettings
+def translate_transcript(transcript: Transcript, target: str, translator: Any,
+                         protection: Protection, settings: TranslateSettings
                          ) -> tuple[Transcript, int]:
     source_code = flores_code(transcript.language, settings.language_codes)
     target_code = flores_code(target, settings.language_codes)
-    masked = [mask(s.text, terms) for s in transcript.segments]
+    masked = [protection.mask(s.text) for s in transcript.segments]
     if not masked:
         return transcript.model_copy(update={"language": target}), 0
     texts, _ = with_batch_halving(

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from bolly_ray.devices import torch_device
 from bolly_ray.errors import StageError
 
 FLORES = {
@@ -26,7 +27,13 @@ FLORES = {
 
 
 def flores_code(language: str, overrides: Mapping[str, str]) -> str:
+    """The model's tag for a job's language; a script subtag must agree with it ("hi-Deva"
+    is hin_Deva, "ur-Latn" is nothing the table knows)."""
     code = overrides.get(language) or FLORES.get(language.split("-")[0].lower())
+    scripts = [p for p in language.split("-")[1:] if len(p) == 4]
+    if code is not None and language not in overrides and scripts \
+            and not code.lower().endswith("_" + scripts[0].lower()):
+        code = None
     if code is None:
         raise StageError(f"translate: no FLORES-200 code known for {language!r}; add it to "
                          "translate.language_codes (e.g. {\"xx\": \"xxx_Latn\"})")
@@ -93,6 +100,27 @@ class IndicTrans2(Seq2SeqTranslator):
 
     def prompt(self, text: str, source: str, target: str) -> list[int]:
         return list(self.tokenizer(f"{source} {target} {text}")["input_ids"])
+
+
+class LazyTranslator:
+    """A translator that loads its model on first use: a worker whose jobs only transliterate
+    (hi -> hi-Latn) never loads it, nor needs it on disk."""
+
+    def __init__(self, backend: str, model: str, device: str) -> None:
+        """`device` as the settings say it (auto, cpu, cuda): resolved when it loads."""
+        self.backend, self.model, self.device = backend, model, device
+        self._loaded: Seq2SeqTranslator | None = None
+
+    @property
+    def loaded(self) -> bool:
+        return self._loaded is not None
+
+    def translate(self, texts: Sequence[str], source: str, target: str, batch_size: int,
+                  num_beams: int, max_new_tokens: int) -> list[str]:
+        if self._loaded is None:
+            self._loaded = load_translator(self.backend, self.model, torch_device(self.device))
+        return self._loaded.translate(texts, source, target, batch_size, num_beams,
+                                      max_new_tokens)
 
 
 def load_translator(backend: str, model: str, device: str) -> Seq2SeqTranslator:

@@ -12,24 +12,29 @@ import pytest
 from tests.conftest import bolly, read_manifest
 from tests.media.make_media import MediaCase
 
+LINES = {"hi": "नमस्ते, राज", "en": "Hello, Raj", "hi-Latn": "Namaste, Raj"}
 
-def subtitle_folder(root: Path, fmt: str = "srt") -> Path:
+
+def subtitle_folder(root: Path, fmt: str = "srt", languages: tuple[str, ...] = ("hi", "en")
+                    ) -> Path:
     folder = root / "subs"
     folder.mkdir(parents=True, exist_ok=True)
-    for lang, text in (("hi", "नमस्ते, राज"), ("en", "Hello, Raj")):
+    for lang, text in ((lang, LINES[lang]) for lang in languages):
         subs = pysubs2.SSAFile()
         subs.append(pysubs2.SSAEvent(start=500, end=2500, text=text))
         subs.save(str(folder / f"film.{lang}.{fmt}"), format_=fmt)
     return folder
 
 
-def run_mux(case: MediaCase, root: Path, *sets: str) -> Path:
+def run_mux(case: MediaCase, root: Path, *sets: str,
+            targets: tuple[str, ...] = ("en", "hi")) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     job_file = root / "job.json"
     job_file.write_text(json.dumps({
         "id": "film", "media": str(case.path), "name": "film", "user": "u",
-        "created": "2026-11-29", "target_languages": ["en", "hi"],
-        "out_root": str(root / "out"), "artifacts": {"subtitles": str(subtitle_folder(root))}}))
+        "created": "2026-11-29", "target_languages": list(targets),
+        "out_root": str(root / "out"),
+        "artifacts": {"subtitles": str(subtitle_folder(root, languages=targets))}}))
     flags = [arg for s in sets for arg in ("--set", s)]
     done = bolly("run", job_file, "--only", "mux", *flags, cwd=root)
     assert done.returncode == 0, done.stderr
@@ -79,6 +84,26 @@ def test_mp4_gets_mov_text_tracks(media: dict[str, MediaCase], tmp_path: Path) -
     assert [s["codec_name"] for s in subs] == ["mov_text", "mov_text"]
     assert sorted(s["tags"]["language"] for s in subs) == ["eng", "hin"]
     assert packet_hashes(out, "0:v:0") == packet_hashes(case.path, "0:v:0")
+
+
+@pytest.mark.parametrize("container", ["mkv", "mp4"])
+def test_a_second_script_is_told_apart_by_title_and_bcp47_tag(
+        container: str, media: dict[str, MediaCase], tmp_path: Path) -> None:
+    """hi and hi-Latn share ISO 639-2 "hin": MKV says which is which in the title and a
+    LANGUAGE_BCP47 tag, MP4 (no title, no tags through ffmpeg 5.1) in the handler name.
+    Tracks follow the job's target order, and the first target is the default even where
+    another track has the same language code."""
+    out = run_mux(media["mp4_aac"], tmp_path, f"mux.container={container}",
+                  targets=("hi-Latn", "hi", "en"))
+    subs = [s for s in streams(out) if s["codec_type"] == "subtitle"]
+    assert [s["tags"]["language"] for s in subs] == ["hin", "hin", "eng"]
+    assert [s["disposition"]["default"] for s in subs] == [1, 0, 0]
+    titles = ["Hindi (Latin script)", "Hindi", "English"]
+    if container == "mkv":
+        assert [s["tags"]["title"] for s in subs] == titles
+        assert [s["tags"]["LANGUAGE_BCP47"] for s in subs] == ["hi-Latn", "hi", "en"]
+    else:
+        assert [s["tags"]["handler_name"] for s in subs] == titles
 
 
 def test_a_new_container_replaces_the_earlier_video(media: dict[str, MediaCase],

@@ -159,11 +159,13 @@ class Executor(ABC):
                     continue
                 if session.is_disabled(name):
                     continue
-                idle = self.registry[name].not_needed(settings, session.job_facts(name))
+                stage, facts = self.registry[name], session.job_facts(name)
+                idle = stage.not_needed(settings, facts)
                 if idle:
                     session.unavailable[name] = idle
                     continue
-                lacking = self.registry[name].missing_models(settings)
+                lacking = stage.missing_models(settings) if stage.needs_models(
+                    settings, facts) else []
                 if lacking and session.is_critical(name):
                     missing.update(lacking)
                 elif lacking:

@@ -9,10 +9,10 @@ dataset given with `--dataset DIR`, and for each Whisper model asked for, in one
             the language; once as it comes (no VAD) and once with `vad_filter=True`.
 Reported per recording: WER and normalised WER (bench/scoring.py) of each, how many seconds
 of reference utterances lie outside the VAD regions, and where the reference is timed the
-cue edge error (median / max ms between each utterance's start or end and the subtitle cue
-that starts or ends with its first or last word). Sets (LibriSpeech clips, each dataset) are
-pooled too. `--check` exits 1 when the pipeline is worse than the bare library (either way
-of calling it) on any recording.
+cue start and end errors (median / max ms between each utterance's start or end and the
+subtitle cue that starts or ends with its first or last word). Sets (LibriSpeech clips,
+each dataset) are pooled too. `--check` exits 1 when the pipeline is worse than the bare
+library (either way of calling it) on any recording.
 
 Run: `.venv/bin/python bench/bench_quality.py` (the dev extra's models, the ml extra's
 pyannote.audio sample, voxint's clips: what `scripts/test` installs), or with
@@ -53,7 +53,8 @@ class Result:
     bare: tuple[Errors, Errors]
     bare_vad: tuple[Errors, Errors]
     outside_vad_s: float | None
-    cue_edges_s: list[float] = field(default_factory=list)
+    cue_starts_s: list[float] = field(default_factory=list)
+    cue_ends_s: list[float] = field(default_factory=list)
     texts: dict[str, str] = field(default_factory=dict)
 
 
@@ -151,12 +152,12 @@ def score(recordings: list[Recording], model: str, work: Path,
         words = cue_words(subtitle_file(job_dir, recording.language))
         ours = " ".join(w.text for w in words)
         reference, language = recording.reference, recording.language
-        edges = (boundary_errors([(u.text, u.start, u.end) for u in recording.utterances],
-                                 words) if recording.timed else [])
+        starts, ends = (boundary_errors([(u.text, u.start, u.end) for u in recording.utterances],
+                                        words) if recording.timed else ([], []))
         results.append(Result(
             recording, both_rates(reference, ours, language),
             both_rates(reference, plain, language), both_rates(reference, with_vad, language),
-            outside_vad(recording, job_dir), [e for e in edges if not math.isnan(e)],
+            outside_vad(recording, job_dir), starts, ends,
             {"pipeline": ours, "bare": plain, "bare_vad": with_vad}))
     return results
 
@@ -190,13 +191,14 @@ def percent(pair: tuple[Errors, Errors]) -> str:
 def table(model: str, results: list[Result]) -> str:
     lines = [f"### {model}", "",
              "| recording | words | pipeline WER / norm. % | bare % | bare + its VAD % "
-             "| ref. speech outside VAD s | cue edge error median / max ms |",
-             "|---|---|---|---|---|---|---|"]
+             "| ref. speech outside VAD s | cue start error median / max ms "
+             "| cue end error ms |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in [*results, *pooled(results)]:
         outside = "-" if r.outside_vad_s is None else f"{r.outside_vad_s:.2f}"
         lines.append(f"| {r.recording.name} | {r.pipeline[0].words} | {percent(r.pipeline)} "
                      f"| {percent(r.bare)} | {percent(r.bare_vad)} | {outside} "
-                     f"| {summary_ms(r.cue_edges_s)} |")
+                     f"| {summary_ms(r.cue_starts_s)} | {summary_ms(r.cue_ends_s)} |")
     return "\n".join(lines)
 
 
@@ -268,7 +270,8 @@ def result_json(result: Result) -> dict[str, Any]:
     return {"recording": result.recording.name, "language": result.recording.language,
             "pipeline": rates(result.pipeline), "bare": rates(result.bare),
             "bare_vad": rates(result.bare_vad), "outside_vad_s": result.outside_vad_s,
-            "cue_edges_ms": [round(1000 * e) for e in result.cue_edges_s],
+            "cue_start_errors_ms": [round(1000 * e) for e in result.cue_starts_s],
+            "cue_end_errors_ms": [round(1000 * e) for e in result.cue_ends_s],
             "texts": result.texts, "reference": result.recording.reference}
 
 

@@ -7,12 +7,13 @@ fillers), for Hindi `HindiNormalizer` (the Indic NLP library's Devanagari normal
 that Indic benchmarks use: nukta, chandrabindu/anusvara, danda, digits), for other
 languages `BasicTextNormalizer`. Timing: each timed reference utterance's first and last
 words, matched to the hypothesis's words by jiwer's alignment, against the utterance's
-start and end.
+start and end (starts and ends apart: a cue may end later on purpose, to be read).
 """
 
 from __future__ import annotations
 
 import functools
+import math
 import re
 import statistics
 from collections.abc import Callable, Sequence
@@ -80,26 +81,36 @@ class TimedWord:
 
 
 def boundary_errors(utterances: Sequence[tuple[str, float, float]],
-                    words: Sequence[TimedWord]) -> list[float]:
+                    words: Sequence[TimedWord]) -> tuple[list[float], list[float]]:
     """Seconds between each utterance's start (end) and the start (end) of the hypothesis
-    word aligned to its first (last) word; utterances whose edge words were not heard are
-    left out (their words count in the WER)."""
+    word aligned to its first (last) word, starts and ends apart; utterances whose edge
+    words were not heard are left out (their words count in the WER), and so are edges
+    the hypothesis does not time (NaN)."""
     ref_words: list[tuple[str, int]] = []
     for n, (text, _, _) in enumerate(utterances):
         ref_words += [(w, n) for w in basic(text).split()]
-    hyp_words = [w for w in words if basic(w.text)]
+    hyp_words = [part for w in words for part in cleaned(w)]
     if not ref_words or not hyp_words:
-        return []
-    aligned = aligned_pairs([w for w, _ in ref_words], [basic(w.text) for w in hyp_words])
-    errors = []
+        return [], []
+    aligned = aligned_pairs([w for w, _ in ref_words], [w.text for w in hyp_words])
+    starts, ends = [], []
     for n, (_, start, end) in enumerate(utterances):
         mine = [i for i, (_, u) in enumerate(ref_words) if u == n]
         first, last = aligned.get(mine[0]), aligned.get(mine[-1])
-        if first is not None:
-            errors.append(abs(hyp_words[first].start - start))
-        if last is not None:
-            errors.append(abs(hyp_words[last].end - end))
-    return errors
+        if first is not None and not math.isnan(hyp_words[first].start):
+            starts.append(abs(hyp_words[first].start - start))
+        if last is not None and not math.isnan(hyp_words[last].end):
+            ends.append(abs(hyp_words[last].end - end))
+    return starts, ends
+
+
+def cleaned(word: TimedWord) -> list[TimedWord]:
+    """A hypothesis word as the words `basic` makes of it ("well-known" is two), the first
+    keeping its start and the last its end."""
+    parts = basic(word.text).split()
+    return [TimedWord(part, word.start if k == 0 else math.nan,
+                      word.end if k == len(parts) - 1 else math.nan)
+            for k, part in enumerate(parts)]
 
 
 def aligned_pairs(ref: list[str], hyp: list[str]) -> dict[int, int]:

@@ -30,15 +30,23 @@ SENTENCE_END = re.compile(r"(?<=[.?!\u0964\u0965])\s+")
 # zero-width (non-)joiners shape Devanagari conjuncts and mean nothing in Latin script
 JOINERS = re.compile(r"(?<=[\u0900-\u097F])[\u200c\u200d]")
 LONGEST_NAME = 4  # words
-# Hindi speech, not Sanskrit spelling: ग़ is the "gh" of gham, ज्ञ the "gy" of gyaan
-HINDI_SOUNDS = (("\u095a", "घ"), ("ग\u093c", "घ"), ("ज्ञ", "ग्य"))
+# Hindi speech, not Sanskrit spelling: ग़ is the "gh" of gham, ज्ञ the "gy" of gyaan; and
+# Hinglish as it is typed: ड़ and ढ़ as d and dh (ladki, padhai, not larki), ए after a
+# vowel as ye (liye, gaye, not lie, gae)
+HINDI_SOUNDS = (("\u095a", "घ"), ("ग\u093c", "घ"), ("ज्ञ", "ग्य"),
+                ("\u095c", "ड"), ("ड\u093c", "ड"), ("\u095d", "ढ"), ("ढ\u093c", "ढ"))
+VOWEL_THEN_E = re.compile(r"(?<=[\u0906\u093e\u093f\u0915-\u0939])ए")
+# the few words whose usual Hinglish spelling no letter rule gives ("men" reads as English)
+HINGLISH_WORDS = {"में": "mein", "मैंने": "maine"}
 
 
 def romanise_word(word: str) -> str:
     """One Devanagari word in colloquial Roman spelling, lower case."""
+    if word in HINGLISH_WORDS:
+        return HINGLISH_WORDS[word]
     for written, spoken in HINDI_SOUNDS:
         word = word.replace(written, spoken)
-    return _aksharamukha(word).replace("chchh", "chh")
+    return _aksharamukha(VOWEL_THEN_E.sub("ये", word)).replace("chchh", "chh")
 
 
 @functools.lru_cache(maxsize=1 << 16)

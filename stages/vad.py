@@ -51,6 +51,7 @@ MODEL = "silero-vad-v6 (onnx, from faster-whisper)"
 the weights silero-vad 6.0 and 6.1 shipped, in a batched ONNX graph; needs no PyTorch."""
 SILERO_VAD_MIN = "6.2.2"  # the first silero-vad with the batched runner (sequence_vad)
 WINDOW_S = 600  # audio per model call (38 MB of samples); whole seconds, on pyannote's grid
+FRAME_SAMPLES = 512  # Silero scores audio in frames of 32 ms at 16 kHz
 MARGIN_S = 30  # context read on each side of a window, its regions dropped afterwards
 Region = tuple[float, float]
 """A stretch of audio, (start, end) in seconds."""
@@ -127,6 +128,12 @@ def windows(audio_s: float, size_s: float) -> list[Region]:
     return list(zip([0.0, *edges], [*edges, audio_s], strict=True))
 
 
+def on_frame_grid(seconds: float) -> float:
+    """`seconds` moved back onto Silero's grid of FRAME_SAMPLES: a window read from elsewhere
+    hears every frame shifted, and its region ends move by up to half a second."""
+    return math.floor(seconds * SAMPLE_RATE / FRAME_SAMPLES) * FRAME_SAMPLES / SAMPLE_RATE
+
+
 def windowed(path: Path, audio_s: float, find: Callable[[np.ndarray], list[Region]]
              ) -> list[Region]:
     """`find` (regions in seconds of the audio it is given) run window by window over the
@@ -134,7 +141,7 @@ def windowed(path: Path, audio_s: float, find: Callable[[np.ndarray], list[Regio
     itself, and a region cut by a window edge is joined again by merging touching ones."""
     found: list[Region] = []
     for start, end in windows(audio_s, WINDOW_S):
-        lo, hi = max(0.0, start - MARGIN_S), min(audio_s, end + MARGIN_S)
+        lo, hi = on_frame_grid(max(0.0, start - MARGIN_S)), min(audio_s, end + MARGIN_S)
         for first, last in find(read_wav_span(path, lo, hi)):
             clipped = (max(start, lo + first), min(end, lo + last))
             if clipped[1] > clipped[0]:

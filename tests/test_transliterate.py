@@ -39,7 +39,8 @@ STARTER = (Path(__file__).parent.parent / "stages" / "data" / "hinglish.tsv").re
 REFERENCE = [
     ("शाहरुख़ ख़ान", ["shahrukh khan", "shah rukh khan"]),
     ("दिलवाले दुल्हनिया ले जाएंगे", ["dilwale dulhania le jayenge", "dilwale dulhaniya le jayenge",
-                                     "dilvale dulhaniya le jaenge"]),
+                                     "dilvale dulhaniya le jaenge",
+                                     "dilvale dulhaniya le jayenge"]),
     ("प्यार", ["pyaar", "pyar"]), ("क्या हुआ", ["kya hua"]),
     ("मैं तुमसे प्यार करता हूँ", ["main tumse pyaar karta hoon", "main tumse pyar karta hun"]),
     ("कमल", ["kamal"]), ("कभी खुशी कभी ग़म", ["kabhi khushi kabhi gham"]),
@@ -108,6 +109,12 @@ def test_schwa_deletion_and_sentence_case(names: NameLexicon) -> None:
     words = "कमल सपना दिल लगान भारत रहना समझे"
     assert transliterate_text(words, names) == "Kamal sapna dil lagan bharat rahna samjhe"
     assert transliterate_text("क्या हुआ? चलो।", names) == "Kya hua? Chalo."
+
+
+def test_letters_and_words_as_hinglish_types_them(names: NameLexicon) -> None:
+    line = "लड़की के लिए मैंने थोड़ी पढ़ाई की, घर में सब आए"
+    assert transliterate_text(line, names) == \
+        "Ladki ke liye maine thodi padhai ki, ghar mein sab aye"
 
 
 def test_the_starter_list_spells_hinglish_words_and_protect_none_ignores_the_glossary(

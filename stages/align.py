@@ -180,22 +180,31 @@ class AlignStage(ChecksTranscriptInputs, Stage):
 
 
 def force_align(transcript: Transcript, wav: Path, aligners: Aligners) -> Transcript:
-    """wav2vec2 word timings; the WAV is read only once a model is there to use it."""
-    model, metadata, name = aligners.get(transcript.language)
+    """wav2vec2 word timings, each segment by the aligner of its own language (a Hinglish
+    film's English lines by the English one); the WAV is read only once every model needed
+    is there to use."""
+    groups: dict[str, list[int]] = {}
+    for index, segment in enumerate(transcript.segments):
+        groups.setdefault(segment.language or transcript.language, []).append(index)
+    models = {language: aligners.get(language) for language in groups or [transcript.language]}
+    names = ", ".join(name for _, _, name in models.values())
     if not transcript.segments:
         return transcript.model_copy(update={"alignment": Alignment(method="wav2vec2",
-                                                                    model=name)})
+                                                                    model=names)})
     import whisperx
 
-    result = whisperx.align([{"start": s.start, "end": s.end, "text": s.text}
-                             for s in transcript.segments], model, metadata, read_wav(wav),
-                            aligners.device(), return_char_alignments=False)
-    segments = []
-    for original, aligned in zip(transcript.segments, result["segments"], strict=False):
-        words = timed_words(aligned.get("words", []), original)
-        segments.append(original.model_copy(update={"words": words}))
+    audio, segments = read_wav(wav), list(transcript.segments)
+    for language, indices in groups.items():
+        model, metadata, _ = models[language]
+        result = whisperx.align([{"start": segments[i].start, "end": segments[i].end,
+                                  "text": segments[i].text} for i in indices],
+                                model, metadata, audio, aligners.device(),
+                                return_char_alignments=False)
+        for index, aligned in zip(indices, result["segments"], strict=False):
+            words = timed_words(aligned.get("words", []), segments[index])
+            segments[index] = segments[index].model_copy(update={"words": words})
     return transcript.model_copy(update={
-        "segments": segments, "alignment": Alignment(method="wav2vec2", model=name)})
+        "segments": segments, "alignment": Alignment(method="wav2vec2", model=names)})
 
 
 def timed_words(found: list[dict[str, Any]], segment: Segment) -> list[Word]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import math
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from bolly_ray.audio import SAMPLE_RATE, read_wav_span, wav_samples
 from bolly_ray.devices import device_resources
@@ -106,6 +107,15 @@ class AsrSettings(StageSettings):
     batch_size: int = Field(default=1, ge=1, le=256, description="Windows decoded together "
                             "(1: faster-whisper decodes in order with word timings; prepare "
                             "sets 4-16 on GPUs); halved on GPU out-of-memory")
+
+    @field_validator("candidate_languages")
+    @classmethod
+    def _language_codes(cls, codes: list[str]) -> list[str]:
+        lowered = [code.strip().lower() for code in codes]
+        wrong = [code for code in lowered if not re.fullmatch(r"[a-z]{2,3}", code)]
+        if wrong:
+            raise ValueError(f"not a Whisper language code: {', '.join(wrong)} (e.g. hi, en)")
+        return lowered
 
 
 def resolve_device(device: str) -> str:
@@ -359,23 +369,37 @@ class AsrStage(Stage):
         settings = with_glossary(settings, ctx.inputs.get("glossary"))
         backend.seed(settings.seed)  # fallback decoding samples at random
         started = time.monotonic()
-        requested = settings.language or ctx.job.get("source_language")
-        plan = plan_languages(backend, ctx.inputs["audio"], regions, audio_s, requested,
-                              settings)
+        declared = ctx.job.get("source_language")
+        requested = settings.language or declared
         from threadpoolctl import threadpool_limits  # here: every stage image imports asr.py
 
         # numpy's BLAS (Whisper's mel features) sums in another order with another thread
         # count, and the decoder then hears other numbers: one thread everywhere, so a Ray
         # actor (which Ray gives one), a container and a shell write the same transcript
         with threadpool_limits(limits=1, user_api="blas"):
+            plan = plan_languages(backend, ctx.inputs["audio"], regions, audio_s, requested,
+                                  settings)
             segments, language, batch, spans = transcribe_plan(backend, ctx.inputs["audio"],
                                                                plan, audio_s, settings)
+        language = transcript_language(language, requested, declared)
         seconds = time.monotonic() - started
         Transcript(language=language, segments=segments).write(ctx.out_dir / "transcript.json")
         return StageResult(outputs={"raw_transcript": "transcript.json"}, metrics={
             "audio_s": round(audio_s, 3), "rtfx": round(audio_s / max(seconds, 1e-6), 2),
             "segments": len(segments), "batch_size": batch, "spans": spans,
             "languages": len({s.language for s in segments} - {None}) or 1})
+
+
+def transcript_language(heard: str | None, requested: str | None, declared: str | None
+                        ) -> str:
+    """The transcript's language: with `mixed`, the film's declared language (its segments
+    carry their own, and translate and align follow them); otherwise what was decoded, or
+    the declared language where nothing was heard."""
+    if requested == "mixed" and declared:
+        return declared
+    if heard and heard != "und":
+        return heard
+    return declared or "und"
 
 
 @dataclass(frozen=True)

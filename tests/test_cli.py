@@ -55,8 +55,8 @@ def test_missing_job_file_and_bad_flags_exit_2(tmp_path: Path) -> None:
     job_file = tmp_path / "job.json"
     job_file.write_text(json.dumps({"id": "x", "media": "f.mkv"}))
     assert_one_line_error(bolly("run", job_file, "--only", "asrr", cwd=tmp_path), 2,
-                          "unknown stages: asrr (stages: demux, tmdb, diarize, glossary, vad, "
-                          "asr, align, speakers, filter, ner, lyrics, translate, subtitles, "
+                          "unknown stages: asrr (stages: demux, tmdb, glossary, vad, asr, "
+                          "diarize, align, speakers, filter, ner, lyrics, translate, subtitles, "
                           "mux)")
     assert_one_line_error(bolly("run", job_file, "--set", "subtitles.max_cps=fast",
                                 cwd=tmp_path), 2, "stages.subtitles.max_cps: Input should be")

@@ -72,7 +72,7 @@ def test_a_provided_artifact_replaces_its_producer_and_skips_what_only_fed_it() 
 
     built_in = default_registry().specs
     assert build_pipeline(built_in, {"media"}).order == (
-        "demux", "tmdb", "diarize", "glossary", "vad", "asr", "align", "speakers", "filter",
+        "demux", "tmdb", "glossary", "vad", "asr", "diarize", "align", "speakers", "filter",
         "ner", "lyrics", "translate", "subtitles", "mux")
     with_transcript = build_pipeline(built_in, {"media", "transcript"})
     assert with_transcript.replaced == {"lyrics"}
@@ -89,6 +89,6 @@ def test_diarization_runs_beside_asr_not_after_it() -> None:
     from bolly_ray.registry import default_registry
 
     pipeline = build_pipeline(default_registry().specs, {"media"})
-    assert pipeline.upstream("diarize") == ["demux"]
+    assert pipeline.upstream("diarize") == ["demux", "vad"]  # it reads only where speech is
     assert "diarize" not in pipeline.upstream("asr") + pipeline.upstream("align")
     assert pipeline.upstream("speakers") == ["align", "diarize"]

@@ -21,7 +21,7 @@ from bolly_ray.executors import LocalExecutor
 from bolly_ray.job import validate_job
 from bolly_ray.registry import default_registry
 from bolly_ray.stages.diarize import DiarizeSettings
-from bolly_ray.stages.packaged_diarizer import cluster, packaged_problem
+from bolly_ray.stages.packaged_diarizer import cluster, cluster_all, packaged_problem
 from tests.conftest import read_manifest, stage_output
 
 pytestmark = pytest.mark.skipif(packaged_problem() is not None,
@@ -99,3 +99,16 @@ def test_a_stray_window_joins_the_nearest_speaker() -> None:
                         0.7 * a + 0.7 * rng.normal(size=(1, 16))])  # nearer a, yet apart
     labels = cluster(voices, 0.2, None, None)
     assert len(set(labels)) == 2 and labels[-1] == labels[0]
+
+
+def test_overlapped_voices_follow_the_speakers_the_clear_ones_define() -> None:
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(size=(2, 16))
+    clear = np.vstack([a + rng.normal(scale=0.05, size=(4, 16)),
+                       b + rng.normal(scale=0.05, size=(4, 16))])
+    blurred = np.vstack([0.8 * b + 0.6 * a, 0.8 * a + 0.6 * b])  # heard only in overlap
+    reliable = np.array([True] * 8 + [False] * 2)
+    labels = cluster_all(np.vstack([clear, blurred]), reliable, 0.2, None, None)
+    assert len(set(labels)) == 2
+    assert labels[8] == labels[4] and labels[9] == labels[0]
+    assert list(cluster_all(clear[[0, 4]], np.array([False, False]), 0.2, None, None)) == [0, 1]

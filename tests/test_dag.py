@@ -91,4 +91,4 @@ def test_diarization_runs_beside_asr_not_after_it() -> None:
     pipeline = build_pipeline(default_registry().specs, {"media"})
     assert pipeline.upstream("diarize") == ["demux", "vad"]  # it reads only where speech is
     assert "diarize" not in pipeline.upstream("asr") + pipeline.upstream("align")
-    assert pipeline.upstream("speakers") == ["align", "diarize"]
+    assert pipeline.upstream("speakers") == ["align", "diarize", "glossary"]  # cast names

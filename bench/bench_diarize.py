@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.machine import machine
 from bench.recordings import joined, librispeech_clips
-from bolly_ray.audio import SAMPLE_RATE, read_wav
+from bolly_ray.audio import SAMPLE_RATE, read_wav, wav_samples
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ def run_diarizer(diarizer: Any, wav: Path) -> tuple[Any, Any, float]:
 
 def row(name: str, system: str, recording: Labelled, diarizer: Any) -> str:
     full, exclusive, seconds = run_diarizer(diarizer, recording.audio)
-    audio_s = len(read_wav(recording.audio)) / SAMPLE_RATE
+    audio_s = wav_samples(recording.audio) / SAMPLE_RATE
     return (f"| {name} | {system} | {100 * der(recording.reference, full):.1f} "
             f"| {100 * der(recording.reference, full, 0.25):.1f} "
             f"| {100 * der(recording.reference, exclusive):.1f} "

@@ -61,8 +61,8 @@ def characters_by_key(characters: list[str]) -> dict[str, str]:
     keys: dict[str, str] = {}
     for character in characters:
         for part in [character, *character.split()]:
-            if len(part) > 1 and key(part):
-                keys.setdefault(key(part), part)
+            if len(part) > 1 and (found := key(part)):
+                keys.setdefault(found, part)
     return keys
 
 
@@ -70,7 +70,8 @@ def name_in(found: str, characters: dict[str, str] | None) -> str | None:
     """The character a found word names, or the word itself where there is no cast."""
     if characters is None:
         return found if found[:1].isupper() and found.isalpha() else None
-    return characters.get(key(found)) if key(found) else None
+    matched = key(found)
+    return characters.get(matched) if matched else None
 
 
 def gather(transcript: Transcript, characters: dict[str, str] | None) -> list[Evidence]:

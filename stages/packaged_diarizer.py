@@ -179,11 +179,7 @@ def cluster_all(embeddings: np.ndarray, reliable: np.ndarray, threshold: float,
         return cluster(embeddings, threshold, min_speakers, max_speakers)
     labels = np.zeros(len(embeddings), dtype=int)
     labels[reliable] = cluster(embeddings[reliable], threshold, min_speakers, max_speakers)
-    unit = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
-    speakers = np.unique(labels[reliable])
-    centroids = np.stack([unit[reliable & (labels == n)].mean(axis=0) for n in speakers])
-    labels[~reliable] = speakers[np.argmax(unit[~reliable] @ centroids.T, axis=1)]
-    return labels
+    return join_nearest(embeddings, labels, reliable)
 
 
 def cluster(embeddings: np.ndarray, threshold: float, min_speakers: int | None,
@@ -215,12 +211,20 @@ def absorb_small(embeddings: np.ndarray, labels: np.ndarray) -> np.ndarray:
     large = np.flatnonzero(sizes >= MIN_CLUSTER)
     if len(large) == 0 or len(large) == len(sizes):
         return labels
+    return join_nearest(embeddings, labels, np.isin(labels, large))
+
+
+def join_nearest(embeddings: np.ndarray, labels: np.ndarray, anchored: np.ndarray
+                 ) -> np.ndarray:
+    """The labels, with each embedding outside `anchored` moved to the speaker whose
+    anchored embeddings' centroid is nearest (cosine)."""
+    import numpy as np
+
     unit = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
-    centroids = np.stack([unit[labels == n].mean(axis=0) for n in large])
-    small = ~np.isin(labels, large)
-    nearest = large[np.argmax(unit[small] @ centroids.T, axis=1)]
+    speakers = np.unique(labels[anchored])
+    centroids = np.stack([unit[anchored & (labels == n)].mean(axis=0) for n in speakers])
     moved = labels.copy()
-    moved[small] = nearest
+    moved[~anchored] = speakers[np.argmax(unit[~anchored] @ centroids.T, axis=1)]
     return moved
 
 

@@ -290,8 +290,8 @@ def images_build(
         if dry_run:
             size = f"~{images.estimated_size_mb(client, plan, WHEEL_CACHE):.0f} MB (estimate)"
         else:
-            wheels = _guard(lambda p=plan: [own_wheel,
-                                            *images.wheels_for(p.requirements, WHEEL_CACHE)])
+            wheels = _guard(lambda p=plan: [own_wheel, *images.wheels_for(
+                p.requirements, WHEEL_CACHE, p.model_packages)])
             _, size_bytes = _guard(lambda p=plan, w=wheels: images.build_image(
                 client, p, w, lambda m: say(m)))
             size = f"{size_bytes / 1e6:.0f} MB"

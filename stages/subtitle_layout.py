@@ -11,7 +11,7 @@ the time before the next. A run too brief to read alone joins a close neighbour 
 speaker. Two turns of different speakers share a cue only as a Netflix-style dialogue cue,
 made when either is too brief to read alone and each fits one line: one line per speaker,
 each opening with "- " (a dash and a space, counted in the line length; with
-`speaker_labels`, "- [NAME] text"); a brief turn beside a longer one takes the clause next to
+`speaker_labels` "name", "- [NAME] text"; with "none", never); a brief turn beside a longer one takes the clause next to
 it as the other line. Each cue's lines are chosen among all layouts with the fewest lines by
 break quality and a balanced, bottom-heavy shape. Finally cues are placed on a centisecond
 grid (exact in SRT, VTT and ASS alike), `min_gap_s` apart, each holding at least its reading
@@ -30,6 +30,7 @@ import string
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import accumulate, groupby, pairwise
+from typing import Literal
 
 from bolly_ray.transcript import Segment, Transcript
 
@@ -72,6 +73,11 @@ CUE_COST = 10.0
 """Penalty per cue, so that the splitter prefers fewer, fuller cues."""
 
 
+SpeakerLabels = Literal["none", "dash", "name"]
+"""How speakers show: not at all (two speakers never share a cue), dialogue dashes when two
+share a cue, or dashes and [NAME] whenever the speaker changes."""
+
+
 @dataclass(frozen=True)
 class LayoutRules:
     max_chars_per_line: int = 42
@@ -81,7 +87,7 @@ class LayoutRules:
     max_duration_s: float = 7.0
     min_gap_frames: int = 2
     frame_rate: float = 25.0
-    speaker_labels: bool = False
+    speaker_labels: SpeakerLabels = "dash"
     lyric_marker: str = "♪"
 
     @property
@@ -207,7 +213,7 @@ def _with_labels(runs: list[_Run], rules: LayoutRules) -> list[_Run]:
     labelled, previous = [], None
     for run in runs:
         changed = run.speaker is not None and run.speaker != previous
-        label = run.speaker if rules.speaker_labels and changed else None
+        label = run.speaker if rules.speaker_labels == "name" and changed else None
         labelled.append(_Run(run.tokens, run.speaker, run.is_lyric, label))
         previous = run.speaker
     return labelled
@@ -510,7 +516,8 @@ def _is_dialogue(first: _Draft, then: _Draft, after: float, rules: LayoutRules) 
     either is too brief to read alone and together they are readable in time."""
     turns = (first.closes_run and then.opens_run and not first.is_lyric and not then.is_lyric
              and None not in (first.speaker, then.speaker) and first.speaker != then.speaker)
-    if not (turns and rules.max_lines >= 2 and then.start - first.end < rules.min_duration_s):
+    if not (turns and rules.speaker_labels != "none" and rules.max_lines >= 2
+            and then.start - first.end < rules.min_duration_s):
         return False
     lines = [_dialogue_line(draft, rules) for draft in (first, then)]
     gap = rules.min_gap_s
@@ -523,7 +530,7 @@ def _is_dialogue(first: _Draft, then: _Draft, after: float, rules: LayoutRules) 
 
 def _dialogue_line(draft: _Draft, rules: LayoutRules) -> str:
     """One speaker's line of a dialogue cue: the dash, the label when labels are on, the words."""
-    label = f"[{draft.speaker}] " if rules.speaker_labels else ""
+    label = f"[{draft.speaker}] " if rules.speaker_labels == "name" else ""
     return DIALOGUE_DASH + label + " ".join(token.text for token in draft.tokens)
 
 

@@ -21,7 +21,7 @@ from pydantic import Field, field_validator, model_validator
 
 from bolly_ray.errors import StageError
 from bolly_ray.spec import Resources, Stage, StageContext, StageResult, StageSettings, StageSpec
-from bolly_ray.stages.subtitle_layout import Cue, LayoutRules, build_cues
+from bolly_ray.stages.subtitle_layout import Cue, LayoutRules, SpeakerLabels, build_cues
 from bolly_ray.transcript import ChecksTranscriptInputs, Transcript, read_transcript
 
 SubtitleFormat = Literal["srt", "vtt", "ass"]
@@ -48,9 +48,11 @@ class SubtitleSettings(StageSettings):
         default=2, ge=0, le=50, description="Frames of blank screen between consecutive cues")
     frame_rate: float = Field(
         default=25.0, ge=10.0, le=120.0, description="Frame rate the gap is counted in")
-    speaker_labels: bool = Field(
-        default=False, description="Prefix [SPEAKER] whenever the speaker changes; "
-        "each line of a two-speaker dialogue cue reads \"- [SPEAKER] text\"")
+    speaker_labels: SpeakerLabels = Field(
+        default="dash", description="How speakers show: none (two speakers never share a "
+        "cue), dash (a two-speaker dialogue cue's lines open with \"- \"), or name (also "
+        "[NAME], the character's where the speakers stage found it, whenever the speaker "
+        "changes)")
     lyric_marker: str = Field(
         default="♪", max_length=4, pattern=r"^[^\s{}\\]*$",
         description="Mark set around sung lines; empty for none")
@@ -62,6 +64,14 @@ class SubtitleSettings(StageSettings):
     font_size: int = Field(default=48, ge=8, le=200, description="ASS font size at 1080 lines")
     outline: float = Field(default=2.0, ge=0.0, le=10.0, description="ASS outline width")
     margin_v: int = Field(default=40, ge=0, le=500, description="ASS bottom margin in pixels")
+
+    @field_validator("speaker_labels", mode="before")
+    @classmethod
+    def _labels_were_a_switch(cls, value: object) -> object:
+        """Job files written before the three choices said true or false."""
+        if isinstance(value, bool):
+            return "name" if value else "dash"
+        return value
 
     @field_validator("formats")
     @classmethod
@@ -159,8 +169,20 @@ def subtitle_document(cues: list[Cue], settings: SubtitleSettings, title: str) -
     }
     document.styles = {"Default": _style(settings, italic=False),
                        "Lyrics": _style(settings, italic=settings.italic_lyrics)}
+    for speaker in dict.fromkeys(style_of(cue) for cue in cues):
+        document.styles.setdefault(speaker, _style(settings, italic=False))
     document.events = [_event(cue) for cue in cues]
     return document
+
+
+def style_of(cue: Cue) -> str:
+    """One ASS style per speaker (a character's name where the speakers stage found it), so
+    an editor restyles a character at once; sung lines and dialogue cues keep theirs."""
+    if cue.is_lyric:
+        return "Lyrics"
+    if cue.speakers or not cue.speaker:
+        return "Default"
+    return cue.speaker.replace(",", " ")  # a comma would shift the ASS fields
 
 
 def _style(settings: SubtitleSettings, italic: bool) -> pysubs2.SSAStyle:
@@ -174,7 +196,7 @@ def _event(cue: Cue) -> pysubs2.SSAEvent:
     return pysubs2.SSAEvent(
         start=round(cue.start * 1000), end=round(cue.end * 1000),
         text=r"\N".join(line.translate(ASS_SAFE) for line in cue.lines),
-        style="Lyrics" if cue.is_lyric else "Default",
+        style=style_of(cue),
         name=speaker_name(cue).replace(",", " "))  # a comma would shift the ASS fields
 
 

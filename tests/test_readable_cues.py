@@ -29,7 +29,7 @@ DASH = "- "
 RULES = {
     "default": LayoutRules(),
     "15 cps, 32 chars": LayoutRules(max_cps=15, max_chars_per_line=32),
-    "labels": LayoutRules(speaker_labels=True),
+    "labels": LayoutRules(speaker_labels="name"),
 }
 MAX_DRIFT_S = 2.0
 """How far a cue may start from its first word where speech outpaces max_cps and cues borrow

@@ -39,10 +39,11 @@ DASH = "- "
 SETTINGS = {
     "default": SubtitleSettings(),
     "32 chars, 1 line": SubtitleSettings(max_chars_per_line=32, max_lines=1),
-    "labels": SubtitleSettings(speaker_labels=True),
+    "labels": SubtitleSettings(speaker_labels="name"),
+    "no speakers": SubtitleSettings(speaker_labels="none"),
     "3 lines, 24 fps": SubtitleSettings(
         max_chars_per_line=37, max_lines=3, max_cps=20, min_duration_s=1.0, max_duration_s=5.0,
-        frame_rate=24, min_gap_frames=3, speaker_labels=True, lyric_marker="#"),
+        frame_rate=24, min_gap_frames=3, speaker_labels="name", lyric_marker="#"),
 }
 
 
@@ -210,7 +211,7 @@ def check_labels(ass_path: Path, enabled: bool) -> None:
 def check_dialogue(cues: list[Parsed], rules: LayoutRules) -> None:
     """The overlapping "Wait for me!" / "Hurry up!" is the film's one dialogue cue."""
     dialogues = [cue for cue in cues if is_dialogue(cue)]
-    if rules.max_lines < 2:
+    if rules.max_lines < 2 or rules.speaker_labels == "none":
         assert dialogues == []
         return
     [cue] = dialogues
@@ -231,7 +232,7 @@ def test_every_file_follows_the_rules(tmp_path: Path, settings: SubtitleSettings
         check_text(cues, transcript, rules)
         check_lyrics(cues, transcript, rules)
         check_dialogue(cues, rules)
-    check_labels(folder / "film.hi.ass", settings.speaker_labels)
+    check_labels(folder / "film.hi.ass", settings.speaker_labels == "name")
 
 
 def test_the_overlong_word_keeps_a_line_of_its_own(tmp_path: Path) -> None:
@@ -255,8 +256,28 @@ def test_result_and_ass_header(tmp_path: Path) -> None:
     assert SubtitlesStage.spec.inputs == ("transcript",)
 
 
+def test_each_speaker_has_an_ass_style_of_its_own(tmp_path: Path) -> None:
+    _, folder = run_stage(tmp_path, film_transcript(), SubtitleSettings())
+    ass = pysubs2.load(str(folder / "film.hi.ass"), encoding="utf-8")
+    speakers = {event.name for event in ass
+                if event.name and " & " not in event.name and event.style != "Lyrics"}
+    assert len(speakers) >= 2 and speakers <= set(ass.styles)  # sung lines keep Lyrics
+    for event in ass:
+        lyric = event.style == "Lyrics"
+        wanted = "Default" if " & " in event.name or not event.name else event.name
+        assert lyric or event.style == wanted, event
+        assert ass.styles[event.style].fontname == "Arial"
+
+
+def test_speaker_labels_from_job_files_that_said_true_or_false() -> None:
+    assert SubtitleSettings(speaker_labels=True).speaker_labels == "name"
+    assert SubtitleSettings(speaker_labels=False).speaker_labels == "dash"
+    with pytest.raises(ValueError, match="'none', 'dash' or 'name'"):
+        SubtitleSettings(speaker_labels="loud")
+
+
 def test_runs_are_byte_identical(tmp_path: Path) -> None:
-    settings = SubtitleSettings(speaker_labels=True)
+    settings = SubtitleSettings(speaker_labels="name")
     _, first = run_stage(tmp_path, film_transcript(), settings, out="one")
     _, second = run_stage(tmp_path, film_transcript(), settings, out="two")
     names = sorted(p.name for p in first.iterdir())
@@ -379,12 +400,14 @@ def test_speakers_share_a_cue_only_as_dialogue() -> None:
              Word(text="there.", start=0.4, end=0.8, speaker="A"),
              Word(text="Hi!", start=0.9, end=1.2, speaker="B")]
     transcript = one_segment("Hello there. Hi!", end=1.2, words=words)
-    [cue] = build_cues(transcript, LayoutRules(speaker_labels=True))
+    [cue] = build_cues(transcript, LayoutRules(speaker_labels="name"))
     assert (cue.speaker, cue.speakers, cue.lines) == (None, ("A", "B"),
                                                       ("- [A] Hello there.", "- [B] Hi!"))
     [cue] = build_cues(transcript, LayoutRules())
     assert cue.lines == ("- Hello there.", "- Hi!")
-    [first, then] = build_cues(transcript, LayoutRules(max_lines=1, speaker_labels=True))
+    apart = build_cues(transcript, LayoutRules(speaker_labels="none"))
+    assert [(c.speaker, c.lines) for c in apart] == [("A", ("Hello there.",)), ("B", ("Hi!",))]
+    [first, then] = build_cues(transcript, LayoutRules(max_lines=1, speaker_labels="name"))
     assert [(c.speaker, c.lines) for c in (first, then)] == [("A", ("[A] Hello there.",)),
                                                              ("B", ("[B] Hi!",))]
     assert then.start - first.end >= 0.08 - 1e-9

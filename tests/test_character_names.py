@@ -104,3 +104,5 @@ def test_the_speakers_stage_names_characters_from_the_glossary(tmp_path: Path) -
     assert [s.speaker for s in written.segments] == ["Raj", "SPEAKER_2"]
     record = json.loads((ctx.out_dir / result.outputs["speaker_names"]).read_text())
     assert record["characters"] == CAST and result.metrics["named"] == 1
+    [raj] = [d for d in record["decisions"] if d["name"] == "Raj"]
+    assert raj["billing"] == CAST.index("Raj Malhotra") + 1

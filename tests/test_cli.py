@@ -8,6 +8,7 @@ from pathlib import Path
 import pysubs2
 import webvtt
 
+from bolly_ray.demo import conversation_audio
 from bolly_ray.images import image_tag
 from bolly_ray.synth import make_speech_wav
 from tests.conftest import assert_one_line_error, bolly, read_manifest, stage_output
@@ -90,10 +91,11 @@ def test_status_reads_the_manifest_as_table_and_json(tmp_path: Path) -> None:
     assert_one_line_error(bolly("status", tmp_path, cwd=tmp_path), 2, "no manifest")
 
 
-DEMO_STAGES = ("demux", "glossary", "vad", "asr", "align", "speakers", "filter", "ner",
-               "lyrics", "subtitles", "mux")
-# no TMDB key, no pyannote weights, and nothing to translate (English to English)
-DEMO_SKIPPED = {"tmdb": "skipped", "diarize": "skipped", "translate": "skipped"}
+DEMO_STAGES = ("demux", "glossary", "vad", "asr", "diarize", "align", "speakers", "filter",
+               "ner", "lyrics", "subtitles", "mux")
+# no TMDB key and nothing to translate (English to English); diarize runs from the ml
+# extra's packaged weights
+DEMO_SKIPPED = {"tmdb": "skipped", "translate": "skipped"}
 
 
 def test_demo_runs_end_to_end_offline(tmp_path: Path) -> None:
@@ -111,7 +113,30 @@ def test_demo_runs_end_to_end_offline(tmp_path: Path) -> None:
     again = bolly("demo", "--out", tmp_path / "demo", "--json", cwd=tmp_path)
     stages = json.loads(again.stdout)["jobs"][0]["stages"]
     assert set(stages.values()) == {"cached", "skipped"}  # the clip is rebuilt byte-identical
-    assert stages["diarize"] == "skipped"  # no pyannote weights here: optional, said why
+    diarization = json.loads((job_dir / "06_diarize" / "diarization.json").read_text())
+    assert len(diarization["speakers"]) == 1  # espeak has one voice: the reason for --conversation
+
+
+def test_the_conversation_demo_names_both_speakers_of_a_real_call(tmp_path: Path) -> None:
+    call = conversation_audio()
+    assert call is not None, "scripts/test installs the ml extra, which ships the call"
+    done = bolly("demo", "--conversation", "--out", tmp_path / "demo", "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    [job] = json.loads(done.stdout)["jobs"]
+    assert job["stages"]["diarize"] == job["stages"]["speakers"] == "succeeded"
+    job_dir = Path(job["job_dir"])
+    srt = (job_dir / "subtitles" / "call.en.srt").read_text(encoding="utf-8")
+    assert "[Diane]" in srt and "[Sheila]" in srt  # "This is Diane", "And I'm Sheila"
+    reference = [line.split(maxsplit=5)
+                 for line in call.with_suffix(".stm").read_text().splitlines()]
+    segments = json.loads((job_dir / "08_speakers" / "transcript.json").read_text())["segments"]
+
+    def said_by(segment: dict) -> str:  # the reference speaker overlapping it most
+        return max(reference, key=lambda r: min(segment["end"], float(r[4]))
+                   - max(segment["start"], float(r[3])))[2]
+
+    right = sum(segment["speaker"] == said_by(segment) for segment in segments)
+    assert right >= 0.9 * len(segments), [(s["speaker"], s["text"]) for s in segments]
 
 
 def test_a_hand_written_job_names_the_packaged_model(tmp_path: Path) -> None:
@@ -166,7 +191,7 @@ def test_demo_on_the_default_executor_starts_an_embedded_ray(tmp_path: Path) -> 
     [job_dir] = (tmp_path / "demo" / "out").glob("*/*/*/*/demo")
     manifest = json.loads((job_dir / "manifest.json").read_text())
     runners = {stage: r["runner"] for stage, r in manifest["stages"].items()}
-    gpu_kind = {"asr", "align"}
+    gpu_kind = {"asr", "diarize", "align"}
     assert runners == {**{s: "actor" if s in gpu_kind else "task" for s in DEMO_STAGES},
                        **dict.fromkeys(DEMO_SKIPPED, None)}
     assert manifest["stages"]["asr"]["metrics"]["model_loads"] == 1

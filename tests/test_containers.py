@@ -113,10 +113,10 @@ def test_native_and_docker_runs_publish_identical_outputs(stage_images: dict,
     assert outputs(tmp_path / "native") == outputs(tmp_path / "docker")
     [manifest_path] = (tmp_path / "docker").rglob("manifest.json")
     records = json.loads(manifest_path.read_text())["stages"]
-    for gpu_kind in ("asr", "align"):  # GPU-kind stages: native, in this process here
+    for gpu_kind in ("asr", "diarize", "align"):  # GPU-kind stages: native, in this process
         record = records.pop(gpu_kind)
         assert (record["runner"], record["image"]) == ("local", None)
-    for unavailable in ("diarize", "tmdb", "translate"):  # no weights, no key, en -> en
+    for unavailable in ("tmdb", "translate"):  # no key, en -> en
         assert records.pop(unavailable)["status"] == "skipped"
     assert {r["runner"] for r in records.values()} == {"docker"}
     assert {s: r["image"] for s, r in records.items()} == {

@@ -138,6 +138,8 @@ def prepare(
     out_root: Annotated[Path | None, typer.Option(help="Root of the job folders")] = None,
     transcript: Annotated[Path | None, typer.Option(
         help="A transcript JSON you provide instead of ASR")] = None,
+    voice_bank: Annotated[Path | None, typer.Option(
+        help="A voice bank (bolly-ray voices learn): speakers it knows start named")] = None,
     set_: SetOption = None,
 ) -> None:
     """Probe MEDIA and write a job file for it."""
@@ -148,7 +150,8 @@ def prepare(
     fields = {"title": title, "year": year, "source_language": source_language,
               "target_languages": target_language, "id": job_id,
               "out_root": str(out_root.resolve()) if out_root else None,
-              "artifacts": {"transcript": str(transcript.resolve())} if transcript else None}
+              "artifacts": {name: str(path.resolve()) for name, path in (
+                  ("transcript", transcript), ("voice_bank", voice_bank)) if path} or None}
     job = _guard(lambda: prepare_job(media, _registry(), fields, set_ or []))
     target = output or Path(f"{job.id}.job.json")
     _guard(lambda: write_atomic(target, job_json_for_disk(job)))
@@ -322,6 +325,22 @@ def images_list(
     for row in rows:
         table.add_row(*(str(row[c]) for c in ("tag", "stage", "version", "cuda", "size_mb")))
     Console().print(table)
+
+
+voices_app = typer.Typer(no_args_is_help=True, help="A library's voice bank (opt-in).")
+app.add_typer(voices_app, name="voices")
+
+
+@voices_app.command("learn")
+def voices_learn(
+    folders: Annotated[list[Path], typer.Argument(help="Job folders, or out roots holding them")],
+    bank: Annotated[Path, typer.Option(help="The bank file (created when missing)")],
+) -> None:
+    """Add the voices finished jobs named to a voice bank; jobs that bring it
+    (prepare --voice-bank) start with those names."""
+    from bolly_ray.voice_library import learn_voices
+
+    _guard(lambda: [say(line) for line in learn_voices(folders, bank)])
 
 
 models_app = typer.Typer(no_args_is_help=True, help="Fetch models into the local cache.")

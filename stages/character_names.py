@@ -19,13 +19,15 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 
 from bolly_ray.stages.ner import romanised
 from bolly_ray.stages.transliterate import DEVANAGARI_WORD, romanise_word
 from bolly_ray.transcript import Transcript
 
-INTRODUCTION, CALLED = 3.0, 1.0
+INTRODUCTION, CALLED, VOICE = 3.0, 1.0, 2.0
+VOICE_BANK = "voice known from the bank"
 MIN_SUPPORT, MIN_SHARE = 2.0, 0.6
 NAME = r"([A-Z][\w'-]+|[\u0900-\u097F]+)"
 INTRODUCTIONS = [re.compile(p, re.IGNORECASE) for p in (
@@ -40,7 +42,7 @@ CALLS = [re.compile(rf"^\s*{NAME}\s*[,!]"), re.compile(rf",\s*{NAME}\s*[?!.।]*
 class Evidence:
     speaker: str
     name: str
-    kind: str  # "introduces themself" or "answers when called"
+    kind: str  # "introduces themself", "answers when called" or VOICE_BANK
     segment: int
     text: str
 
@@ -104,7 +106,7 @@ def gather(transcript: Transcript, characters: dict[str, str] | None) -> list[Ev
 def decide(evidence: list[Evidence], speakers: list[str]) -> list[Decision]:
     support: dict[str, dict[str, float]] = {s: defaultdict(float) for s in speakers}
     for item in evidence:
-        weight = INTRODUCTION if item.kind == "introduces themself" else CALLED
+        weight = {"introduces themself": INTRODUCTION, VOICE_BANK: VOICE}.get(item.kind, CALLED)
         support.setdefault(item.speaker, defaultdict(float))[item.name] += weight
     candidates = []
     for speaker, names in support.items():
@@ -128,11 +130,12 @@ def with_billing(decision: Decision, characters: list[str] | None) -> Decision:
     return replace(decision, billing=places[0]) if places else decision
 
 
-def name_speakers(transcript: Transcript, characters: list[str] | None
-                  ) -> tuple[Transcript, dict]:
-    """The transcript with named speakers relabelled, and the record of why."""
+def name_speakers(transcript: Transcript, characters: list[str] | None,
+                  known_voices: Sequence[Evidence] = ()) -> tuple[Transcript, dict]:
+    """The transcript with named speakers relabelled, and the record of why; voices a
+    voice bank knows come as evidence of their own."""
     keys = characters_by_key(characters) if characters else None
-    evidence = gather(transcript, keys)
+    evidence = [*gather(transcript, keys), *known_voices]
     decisions = [with_billing(d, characters) for d in
                  decide(evidence, list(transcript.speakers or []))]
     names = {d.speaker: d.name for d in decisions if d.name}

@@ -39,7 +39,12 @@ from bolly_ray.spec import (
     StageResult,
     StageSpec,
 )
-from bolly_ray.stages.packaged_diarizer import PACKAGED_MODEL, PackagedDiarizer, packaged_problem
+from bolly_ray.stages.packaged_diarizer import (
+    PACKAGED_MODEL,
+    VOICE_MODEL,
+    PackagedDiarizer,
+    packaged_problem,
+)
 from bolly_ray.stages.vad import read_speech
 
 DEFAULT_MODEL = "pyannote/speaker-diarization-community-1"
@@ -137,7 +142,10 @@ class DiarizeStage(Stage):
             problem = packaged_problem()
             return [problem] if problem else []
         if cached_config(settings.model) is None:
-            return [missing_pipeline_message(settings.model)]
+            missing = missing_pipeline_message(settings.model)
+            if settings.backend == "auto":  # neither backend can run: say both ways out
+                missing += f"; or, without gated weights, {packaged_problem()}"
+            return [missing]
         return []
 
     def pull_models(self, settings: DiarizeSettings,  # type: ignore[override]
@@ -177,22 +185,28 @@ class DiarizeStage(Stage):
                 model = self.load_model(settings)
         pipeline = model
         wav = ctx.inputs["audio"]
-        turns, batch = with_batch_halving(
+        (turns, voices), batch = with_batch_halving(
             lambda size: diarize(pipeline, wav, read_speech(ctx.inputs.get("speech")),
                                  settings, size), settings.batch_size, what="diarize")
         speakers = sorted({t["speaker"] for t in turns})
-        name = PACKAGED_MODEL if isinstance(pipeline, PackagedDiarizer) else settings.model
-        (ctx.out_dir / "diarization.json").write_text(json.dumps(
-            {"model": name, "speakers": speakers, "turns": turns}, indent=2) + "\n")
+        packaged = isinstance(pipeline, PackagedDiarizer)
+        found = {"model": PACKAGED_MODEL if packaged else settings.model,
+                 "speakers": speakers, "turns": turns}
+        if voices:
+            found |= {"voice_model": VOICE_MODEL if packaged else settings.model,
+                      "voices": {s: v for s, v in voices.items() if s in speakers}}
+        (ctx.out_dir / "diarization.json").write_text(json.dumps(found, indent=2) + "\n")
         return StageResult(outputs={"diarization": "diarization.json"}, metrics={
             "audio_s": round(wav_samples(wav) / SAMPLE_RATE, 3), "speakers": len(speakers),
             "turns": len(turns), "batch_size": batch})
 
 
 def diarize(pipeline: Any, wav: Path, speech: list[tuple[float, float]] | None,
-            settings: DiarizeSettings, batch: int) -> list[dict[str, Any]]:
-    """Turns of the exclusive diarization: the packaged diarizer reads the WAV stretch by
-    stretch (where vad heard speech); a pyannote pipeline takes it whole."""
+            settings: DiarizeSettings, batch: int
+            ) -> tuple[list[dict[str, Any]], dict[str, list[float]]]:
+    """Turns of the exclusive diarization, and each speaker's voice embedding where the
+    backend gives one: the packaged diarizer reads the WAV stretch by stretch (where vad
+    heard speech); a pyannote pipeline takes it whole."""
     import torch
 
     for attribute in ("segmentation_batch_size", "embedding_batch_size"):
@@ -207,5 +221,20 @@ def diarize(pipeline: Any, wav: Path, speech: list[tuple[float, float]] | None,
     # pyannote 4 returns both; the exclusive one has no overlaps, which suits subtitles
     annotation = getattr(output, "exclusive_speaker_diarization", None) or getattr(
         output, "speaker_diarization", output)
-    return [{"start": round(turn.start, 3), "end": round(turn.end, 3), "speaker": str(label)}
-            for turn, _, label in annotation.itertracks(yield_label=True)]
+    turns = [{"start": round(turn.start, 3), "end": round(turn.end, 3), "speaker": str(label)}
+             for turn, _, label in annotation.itertracks(yield_label=True)]
+    return turns, voices_of(output)
+
+
+def voices_of(output: Any) -> dict[str, list[float]]:
+    """The packaged diarizer's voices; pyannote 4's `speaker_embeddings`, one row per label
+    of its full diarization, where it returns them."""
+    voices = getattr(output, "voices", None)
+    if voices:
+        return dict(voices)
+    embeddings = getattr(output, "speaker_embeddings", None)
+    full = getattr(output, "speaker_diarization", None)
+    if embeddings is None or full is None:
+        return {}
+    return {str(label): [round(float(x), 5) for x in row]
+            for label, row in zip(full.labels(), embeddings, strict=False)}

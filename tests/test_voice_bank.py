@@ -95,3 +95,10 @@ def test_voices_learn_refuses_what_it_cannot_use(tmp_path: Path) -> None:
     assert_one_line_error(bolly("voices", "learn", job, "--bank", "bank.json", cwd=tmp_path),
                           2, "bank.json: not a voice bank")
     assert (tmp_path / "bank.json").read_text() == "{not json"  # left as it was
+    job_file = tmp_path / "job.json"  # a job that brings it is refused before anything runs
+    job_file.write_text(json.dumps({"id": "bad", "media": "film.wav", "out_root": "out",
+                                    "artifacts": {"voice_bank": "bank.json"}}))
+    (tmp_path / "film.wav").write_bytes(b"")
+    assert_one_line_error(bolly("run", job_file, cwd=tmp_path), 2,
+                          "artifacts.voice_bank", "not a voice bank")
+    assert not (tmp_path / "out").exists()

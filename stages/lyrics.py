@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field
 
 from bolly_ray.audio import SAMPLE_RATE, read_wav_span, wav_samples
-from bolly_ray.errors import UsageError
 from bolly_ray.spec import Resources, Stage, StageContext, StageResult, StageSettings, StageSpec
 from bolly_ray.stages import yamnet
 from bolly_ray.stages.filter import normalise
@@ -125,10 +124,7 @@ def yamnet_music_seconds(wav: Path, settings: LyricsSettings) -> np.ndarray:
     """YAMNet's scores averaged over the patches centred in each second."""
     import numpy as np
 
-    try:
-        session = yamnet.load_session()
-    except UsageError as err:
-        raise UsageError(f"lyrics: {err}") from None
+    session = yamnet.load_session()
     seconds = math.ceil(wav_samples(wav) / SAMPLE_RATE)
     verdict = np.zeros(seconds, dtype=np.int8)
     for block in range(0, seconds, BLOCK_S):

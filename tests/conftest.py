@@ -49,6 +49,11 @@ def image_prefix() -> Iterator[str]:
 
 @pytest.fixture(autouse=True)
 def _hermetic_env(monkeypatch: pytest.MonkeyPatch, ray_tmpdir: Path, image_prefix: str) -> None:
+    hermetic(monkeypatch, ray_tmpdir, image_prefix)
+
+
+def hermetic(monkeypatch: pytest.MonkeyPatch, ray_tmpdir: Path, image_prefix: str) -> None:
+    """What every test runs under, whatever the machine has (tokens, caches, a cluster)."""
     monkeypatch.setenv("BOLLY_RAY_IMAGE_PREFIX", image_prefix)  # again, should a test change it
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TORCH_HOME", str(ray_tmpdir / "torch"))  # no stray cached weights
@@ -65,6 +70,19 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, MediaCase]:
     cache = os.environ.get("BOLLY_TEST_MEDIA")
     root = Path(cache) if cache else tmp_path_factory.mktemp("media")
     return build_all(root)
+
+
+@pytest.fixture(scope="session")
+def conversation_demo(tmp_path_factory: pytest.TempPathFactory, ray_tmpdir: Path,
+                      image_prefix: str) -> Path:
+    """The job folder of `bolly-ray demo --conversation` (pyannote.audio's real call, named
+    speakers), run once for the tests that read it."""
+    out = tmp_path_factory.mktemp("conversation")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        hermetic(monkeypatch, ray_tmpdir, image_prefix)
+        done = bolly("demo", "--conversation", "--out", out / "demo", "--json", cwd=out)
+    assert done.returncode == 0, done.stderr
+    return Path(json.loads(done.stdout)["jobs"][0]["job_dir"])
 
 
 def bolly(*args: str | Path, cwd: Path, plugins: bool = False, timeout: float = 120,

@@ -117,14 +117,13 @@ def test_demo_runs_end_to_end_offline(tmp_path: Path) -> None:
     assert len(diarization["speakers"]) == 1  # espeak has one voice: the reason for --conversation
 
 
-def test_the_conversation_demo_names_both_speakers_of_a_real_call(tmp_path: Path) -> None:
+def test_the_conversation_demo_names_both_speakers_of_a_real_call(
+        conversation_demo: Path) -> None:
     call = conversation_audio()
     assert call is not None, "scripts/test installs the ml extra, which ships the call"
-    done = bolly("demo", "--conversation", "--out", tmp_path / "demo", "--json", cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    [job] = json.loads(done.stdout)["jobs"]
-    assert job["stages"]["diarize"] == job["stages"]["speakers"] == "succeeded"
-    job_dir = Path(job["job_dir"])
+    job_dir = conversation_demo
+    stages = read_manifest(job_dir)["stages"]
+    assert stages["diarize"]["status"] == stages["speakers"]["status"] == "succeeded"
     srt = (job_dir / "subtitles" / "call.en.srt").read_text(encoding="utf-8")
     assert "[Diane]" in srt and "[Sheila]" in srt  # "This is Diane", "And I'm Sheila"
     reference = [line.split(maxsplit=5)

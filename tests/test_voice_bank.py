@@ -20,13 +20,11 @@ from tests.conftest import assert_one_line_error, bolly
 AFTER_INTRODUCTIONS_S = 17.7  # "And I'm Sheila ..." ends at 17.77 s
 
 
-def test_a_bank_learnt_from_one_job_names_the_same_voices_in_the_next(tmp_path: Path) -> None:
+def test_a_bank_learnt_from_one_job_names_the_same_voices_in_the_next(
+        conversation_demo: Path, tmp_path: Path) -> None:
     call = conversation_audio()
     assert call is not None, "scripts/test installs the ml extra, which ships the call"
-    assert bolly("demo", "--conversation", "--out", tmp_path / "demo", "-q",
-                 cwd=tmp_path).returncode == 0
-    learnt = bolly("voices", "learn", tmp_path / "demo" / "out", "--bank", "bank.json",
-                   cwd=tmp_path)
+    learnt = bolly("voices", "learn", conversation_demo, "--bank", "bank.json", cwd=tmp_path)
     assert learnt.returncode == 0, learnt.stderr
     assert learnt.stderr.splitlines() == ["a telephone call: Sheila, Diane",
                                           "wrote bank.json: 2 voice(s)"]

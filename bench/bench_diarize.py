@@ -15,7 +15,6 @@ Run: `.venv/bin/python bench/bench_diarize.py [--threshold 0.2] [--pyannote DIR_
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 import tempfile
 import time
@@ -28,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.machine import machine
 from bench.recordings import joined, librispeech_clips
 from bolly_ray.audio import SAMPLE_RATE, read_wav, wav_samples
+from bolly_ray.demo import conversation_audio
 
 
 @dataclass(frozen=True)
@@ -40,10 +40,10 @@ class Labelled:
 
 
 def pyannote_sample(name: str) -> Path:
-    spec = importlib.util.find_spec("pyannote.audio")
-    if spec is None or not spec.submodule_search_locations:
+    call = conversation_audio()
+    if call is None:
         raise SystemExit("needs pyannote.audio (the ml extra)")
-    return Path(next(iter(spec.submodule_search_locations))) / "sample" / name
+    return call.with_name(name)
 
 
 def rttm_reference(rttm: Path) -> Any:

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from bolly_ray.audio import SAMPLE_RATE, read_wav
+from bolly_ray.demo import conversation_audio
 
 GAPS_S = (1.0, 1.5, 2.0)  # pauses between the joined clips, in turn
 NOISE_SNR_DB = 5.0
@@ -74,14 +75,14 @@ def package_folder(module: str, *parts: str) -> Path | None:
 
 
 def conversation() -> Recording | None:
-    folder = package_folder("pyannote.audio", "sample")
-    if folder is None or not (folder / "sample.stm").is_file():
+    wav = conversation_audio()
+    if wav is None or not wav.with_suffix(".stm").is_file():
         return None
     utterances = []
-    for line in (folder / "sample.stm").read_text().splitlines():
+    for line in wav.with_suffix(".stm").read_text().splitlines():
         _, _, _, start, end, text = line.split(maxsplit=5)
         utterances.append(Utterance(text, float(start), float(end)))
-    return Recording("conversation", folder / "sample.wav", "en", tuple(utterances),
+    return Recording("conversation", wav, "en", tuple(utterances),
                      "telephone call, 2 speakers (pyannote.audio's sample)")
 
 

@@ -11,7 +11,6 @@ instead (the sample pyannote.audio ships, in the `ml` extra), speakers labelled.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 import tempfile
@@ -24,10 +23,11 @@ from bolly_ray.executors import JobOutcome
 from bolly_ray.hashing import sha256_file
 from bolly_ray.job import job_json_for_disk
 from bolly_ray.media import ffmpeg_input, run_tool
+from bolly_ray.modules import installed
 from bolly_ray.prepare import prepare_job
 from bolly_ray.registry import Registry
 from bolly_ray.runner import make_executor
-from bolly_ray.stages.packaged_models import packaged_model
+from bolly_ray.stages.packaged_models import package_folder, packaged_model
 from bolly_ray.store import write_atomic
 from bolly_ray.synth import make_speech_wav
 from bolly_ray.transcript import Segment, Transcript, Word
@@ -117,12 +117,11 @@ def run_demo(folder: Path, registry: Registry, observers: Observers | None = Non
 
 
 def conversation_audio() -> Path | None:
-    """pyannote.audio's sample: 30 s of a real telephone call between two women."""
-    spec = importlib.util.find_spec("pyannote.audio")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    wav = Path(next(iter(spec.submodule_search_locations))) / "sample" / "sample.wav"
-    return wav if wav.is_file() else None
+    """pyannote.audio's sample: 30 s of a real telephone call between two women (its
+    reference turns and transcript lie beside it, sample.rttm and sample.stm)."""
+    folder = package_folder("pyannote.audio") if installed("pyannote.audio") else None
+    wav = folder / "sample" / "sample.wav" if folder else None
+    return wav if wav and wav.is_file() else None
 
 
 def run_conversation(folder: Path, registry: Registry, observers: Observers | None = None,

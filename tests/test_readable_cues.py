@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from bolly_ray.stages.packaged_models import package_folder, packaged_model
+from bolly_ray.demo import conversation_audio
+from bolly_ray.stages.packaged_models import packaged_model
 from bolly_ray.stages.speakers import SpeakerSettings, Turn, assign_speakers
 from bolly_ray.stages.subtitle_layout import Cue, LayoutRules, build_cues
 from bolly_ray.transcript import Segment, Transcript, Word
@@ -41,12 +42,8 @@ Build = Callable[[Transcript, LayoutRules], list[Cue]]
 # --- the real conversation ---------------------------------------------------------------------
 
 def sample_folder() -> Path | None:
-    try:
-        folder = package_folder("pyannote.audio")
-    except ModuleNotFoundError:  # no pyannote at all: the parent of the name is missing
-        return None
-    sample = folder / "sample" if folder else None
-    return sample if sample and (sample / "sample.wav").is_file() else None
+    call = conversation_audio()
+    return call.parent if call else None
 
 
 def read_rttm(path: Path) -> list[Turn]:

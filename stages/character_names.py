@@ -61,11 +61,16 @@ def key(word: str) -> str:
     return romanised(DEVANAGARI_WORD.sub(lambda m: romanise_word(m.group()), word))
 
 
+def name_forms(character: str) -> list[str]:
+    """How the film may say a character's name: whole, or any word of it."""
+    return [character, *character.split()]
+
+
 def characters_by_key(characters: list[str]) -> dict[str, str]:
     """Each word of each character's name (and the whole name) by its matching key."""
     keys: dict[str, str] = {}
     for character in characters:
-        for part in [character, *character.split()]:
+        for part in name_forms(character):
             if len(part) > 1 and (found := key(part)):
                 keys.setdefault(found, part)
     return keys
@@ -126,7 +131,7 @@ def decide(evidence: list[Evidence], speakers: list[str]) -> list[Decision]:
 
 def with_billing(decision: Decision, characters: list[str] | None) -> Decision:
     places = [place for place, character in enumerate(characters or [], start=1)
-              if decision.name and decision.name in [character, *character.split()]]
+              if decision.name and decision.name in name_forms(character)]
     return replace(decision, billing=places[0]) if places else decision
 
 

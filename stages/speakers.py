@@ -27,7 +27,7 @@ from pydantic import Field
 
 from bolly_ray.errors import StageError
 from bolly_ray.spec import Resources, Stage, StageContext, StageResult, StageSettings, StageSpec
-from bolly_ray.stages.character_names import VOICE_BANK, Evidence, name_speakers
+from bolly_ray.stages.character_names import VOICE_BANK, Evidence, name_forms, name_speakers
 from bolly_ray.stages.glossary import PLAYED_BY, Glossary
 from bolly_ray.stages.voice_bank import FilmVoice, FilmVoices, nearest, read_bank
 from bolly_ray.transcript import ChecksTranscriptInputs, Transcript, Word, read_transcript
@@ -147,7 +147,7 @@ def film_voices(film: str, voice_model: str | None, heard: dict[str, list[float]
     for speaker, embedding in heard.items():
         name = names.get(speaker)
         actors = [actor for character, actor in cast
-                  if name and actor and name in (character, *character.split())]
+                  if name and actor and name in name_forms(character)]
         person = actors[0] if actors else name
         voices.append(FilmVoice(speaker=name or speaker, person=person, embedding=embedding))
     return FilmVoices(film=film, model=voice_model, voices=voices)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from bolly_ray.transcript import Segment, Word
 from tests.media.make_media import MediaCase, build_all
 
 REPO = Path(__file__).resolve().parent.parent
@@ -93,6 +94,15 @@ def bolly(*args: str | Path, cwd: Path, plugins: bool = False, timeout: float = 
         full_env["PYTHONPATH"] = os.pathsep.join([str(PLUGIN_SITE), full_env.get("PYTHONPATH", "")])
     return subprocess.run([str(BOLLY_RAY), *map(str, args)], cwd=cwd, capture_output=True,
                           text=True, timeout=timeout, env=full_env, check=False)
+
+
+def segment(start: float, end: float, text: str, **fields: object) -> Segment:
+    """A segment whose words share its time evenly."""
+    tokens = text.split()
+    step = (end - start) / max(1, len(tokens))
+    words = [Word(text=t, start=round(start + i * step, 3), end=round(start + (i + 1) * step, 3))
+             for i, t in enumerate(tokens)]
+    return Segment(start=start, end=end, text=text, words=words, **fields)
 
 
 def read_manifest(job_dir: Path) -> dict:

@@ -15,8 +15,8 @@ from bolly_ray.executors import LocalExecutor
 from bolly_ray.job import validate_job
 from bolly_ray.registry import default_registry
 from bolly_ray.synth import make_speech_wav
-from bolly_ray.transcript import Segment, Transcript, Word
-from tests.conftest import read_manifest, stage_output
+from bolly_ray.transcript import Segment, Transcript
+from tests.conftest import read_manifest, segment, stage_output
 from tests.tmdb_server import API_KEY, MOVIE_ID, READ_TOKEN, FakeTmdb, tmdb_server
 
 
@@ -44,14 +44,6 @@ def make_wav(root: Path) -> Path:
 def write_transcript(path: Path, segments: list[Segment]) -> Path:
     Transcript(language="en", segments=segments).write(path)
     return path
-
-
-def segment(start: float, end: float, text: str, **fields: object) -> Segment:
-    tokens = text.split()
-    step = (end - start) / max(1, len(tokens))
-    words = [Word(text=t, start=round(start + i * step, 3), end=round(start + (i + 1) * step, 3))
-             for i, t in enumerate(tokens)]
-    return Segment(start=start, end=end, text=text, words=words, **fields)
 
 
 # -- hallucination filter ----------------------------------------------------------------

@@ -4,13 +4,13 @@ and the hand-made features kept for machines without the model."""
 
 from __future__ import annotations
 
-import wave
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from bench.recordings import write_wav
 from bench.song_mixes import SongMix, available, decode, music_tracks, song_mix, song_piece
 from bolly_ray.audio import SAMPLE_RATE
 from bolly_ray.driver import Selection
@@ -20,8 +20,8 @@ from bolly_ray.job import validate_job
 from bolly_ray.registry import default_registry
 from bolly_ray.stages import yamnet
 from bolly_ray.stages.lyrics import LyricsSettings, music_seconds, song_spans
-from bolly_ray.transcript import Segment, Transcript, Word
-from tests.conftest import read_manifest, stage_output
+from bolly_ray.transcript import Segment, Transcript
+from tests.conftest import read_manifest, segment, stage_output
 
 pytestmark = pytest.mark.skipif(
     not available() or yamnet.model_archive() is None,
@@ -131,14 +131,6 @@ def run_lyrics(root: Path, media: Path, lines: list[Segment], settings: dict) ->
     return read_manifest(outcome.job_dir) | {"dir": outcome.job_dir}
 
 
-def segment(start: float, end: float, text: str) -> Segment:
-    tokens = text.split()
-    step = (end - start) / len(tokens)
-    words = [Word(text=t, start=round(start + i * step, 3), end=round(start + (i + 1) * step, 3))
-             for i, t in enumerate(tokens)]
-    return Segment(start=start, end=end, text=text, words=words)
-
-
 def melody(seconds: float) -> np.ndarray:
     """Plucked notes with harmonics: a C-major scale, half a second each."""
     t = np.arange(int(0.5 * SAMPLE_RATE)) / SAMPLE_RATE
@@ -147,11 +139,3 @@ def melody(seconds: float) -> np.ndarray:
              for f in (262, 294, 330, 349, 392, 440, 494, 523)]
     tune = np.resize(np.concatenate(notes), int(seconds * SAMPLE_RATE))
     return (0.5 * tune / np.abs(tune).max()).astype(np.float32)
-
-
-def write_wav(path: Path, samples: np.ndarray) -> None:
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(SAMPLE_RATE)
-        out.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())

@@ -22,6 +22,7 @@ from packaging.requirements import Requirement
 
 from bolly_ray.errors import BollyRayError, UsageError
 from bolly_ray.hardware import detect_gpus
+from bolly_ray.ray_auth import NothingListensError, TokenWantedError
 from bolly_ray.registry import Registry
 from bolly_ray.spec import ComputeKind
 
@@ -122,6 +123,8 @@ def cluster_checks(address: str) -> list[Check]:
 
     try:
         connect(address)
+    except (NothingListensError, TokenWantedError) as err:
+        return [Check("cluster", "connect", False, str(err), err.fix)]
     except BollyRayError as err:
         return [Check("cluster", "connect", False, f"{address}: {err}",
                       "start the head with `ray start --head` and check the address")]

@@ -34,7 +34,9 @@ from bolly_ray.errors import PreflightError, WorkerLostError
 from bolly_ray.events import Observers
 from bolly_ray.executors.base import Executor, Finished, selected_of_kind
 from bolly_ray.executors.ray_worker import StageActor, WorkerResult, reap_node, task_attempt
-from bolly_ray.hardware import detect_gpus
+from bolly_ray.fitting import Hardware
+from bolly_ray.hardware import detect_gpus, profile_here
+from bolly_ray.ray_auth import probe, use_token_if_found
 from bolly_ray.registry import Registry
 from bolly_ray.report import RAY_TIMELINE
 from bolly_ray.secrets import Secrets, withheld_from_children
@@ -99,8 +101,20 @@ class RayExecutor(Executor):
 
     # -- backend lifecycle ----------------------------------------------------------------
 
+    def _hardware(self, sessions: list[JobSession]) -> Hardware:
+        """This machine for an embedded Ray; on a cluster, also each GPU node's profile,
+        detected on the node itself (one small task per GPU node)."""
+        if not self.address and not ray.is_initialized():
+            return super()._hardware(sessions)
+        self._embedded = connect(self.address, self.worker_env) or self._embedded
+        # imported here: cluster_hardware imports this module's connect
+        from bolly_ray.cluster_hardware import gpu_nodes
+
+        here = profile_here(sessions[0].job.out_root)
+        return Hardware(here, ray.cluster_resources().get("GPU", 0.0), gpu_nodes())
+
     def _start(self, sessions: list[JobSession]) -> None:
-        self._embedded = connect(self.address, self.worker_env)
+        self._embedded = connect(self.address, self.worker_env) or self._embedded
         self._driver_node = ray.get_runtime_context().get_node_id()
         self._jobs = {s.job.id: s for s in sessions}
         self._cluster = ray.cluster_resources()  # read once: each read asks the GCS
@@ -256,7 +270,7 @@ class RayExecutor(Executor):
                 stage = self.registry[name]
                 if stage.spec.compute != ComputeKind.GPU or session.skip_reason(name):
                     continue
-                settings = session.job.stage_settings(name)
+                settings = session.settings(name)
                 key = (name, stage.model_id(settings))
                 earlier = demand.get(key)
                 fresh = name not in before or not before[name].status.has_outputs
@@ -276,6 +290,8 @@ def connect(address: str | None, worker_env: dict[str, str] | None = None) -> bo
     if worker_env:
         quiet["runtime_env"] = {"env_vars": dict(worker_env)}
     if address:
+        use_token_if_found()
+        probe(address)
         try:
             ray.init(address=address, **quiet)
         except (ConnectionError, RuntimeError, ValueError) as err:

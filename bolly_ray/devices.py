@@ -1,12 +1,14 @@
 """Where a GPU-kind stage runs: its `device` setting (auto, cpu, cuda) against what exists.
 
 One rule for every GPU-kind stage: `cpu`, or `auto` where the cluster has no whole GPU,
-means the CPU and the stage's CPU resources; otherwise the GPU. Inside a worker, `auto`
-becomes cuda when PyTorch sees a CUDA device.
+means the CPU and the stage's CPU resources; otherwise the GPU. A run fits `auto` to the
+hardware that hosts the stage (cuda where that hardware has a GPU); settings nobody fitted
+become cuda inside a worker when PyTorch sees a CUDA device.
 """
 
 from __future__ import annotations
 
+from bolly_ray.hardware import HardwareProfile
 from bolly_ray.spec import Resources
 
 
@@ -14,6 +16,14 @@ def device_resources(device: str, gpus_available: float, on_gpu: Resources,
                      on_cpu: Resources) -> Resources:
     """What one attempt needs with this device setting where `gpus_available` GPUs exist."""
     return on_cpu if device == "cpu" or (device == "auto" and gpus_available < 1) else on_gpu
+
+
+def fitted_device(device: str, profile: HardwareProfile) -> str:
+    """The device a setting means on hardware with this profile: auto is cuda where it has
+    a GPU, else cpu."""
+    if device != "auto":
+        return device
+    return "cuda" if profile.gpus else "cpu"
 
 
 def torch_device(device: str) -> str:

@@ -24,7 +24,7 @@ from bolly_ray.lock import JobLock
 from bolly_ray.manifest import JobStatus, Manifest, StageRecord, StageStatus, now_iso
 from bolly_ray.registry import Registry
 from bolly_ray.secrets import Secrets
-from bolly_ray.spec import SOURCE_ARTIFACT, OptionalStageSettings, StageSpec
+from bolly_ray.spec import SOURCE_ARTIFACT, OptionalStageSettings, StageSettings, StageSpec
 from bolly_ray.store import JobDir, write_atomic
 
 log = logging.getLogger(__name__)
@@ -92,6 +92,8 @@ class JobSession:
         self._lock = JobLock(self.dir.root, job.id)
         self.unavailable: dict[str, str] = {}
         """Optional stages the preflight found cannot run here, with the reason."""
+        self.fitted: dict[str, tuple[StageSettings, dict[str, Any]]] = {}
+        """Stages whose settings the executor fitted to the hardware, with what it chose."""
         self.manifest = Manifest(job_id=job.id)
         self._forced = set(self.selected) if selection.force else set()
         if selection.start:
@@ -160,6 +162,16 @@ class JobSession:
     def record(self, stage: str) -> StageRecord:
         return self.manifest.stages[stage]
 
+    def settings(self, stage: str) -> StageSettings:
+        """The stage's settings for this run: as fitted to the hardware, else as written."""
+        if stage in self.fitted:
+            return self.fitted[stage][0]
+        return self.job.stage_settings(stage)  # type: ignore[return-value]
+
+    def fit(self, stage: str, settings: StageSettings, chosen: dict[str, Any]) -> None:
+        """Run the stage with `settings` (its autos resolved), recording `chosen`."""
+        self.fitted[stage] = (settings, chosen)
+
     def is_disabled(self, stage: str) -> bool:
         settings = self.job.stage_settings(stage)
         return isinstance(settings, OptionalStageSettings) and not settings.enabled
@@ -189,7 +201,7 @@ class JobSession:
     def plan(self, stage: str, runtime: str | None = None) -> AttemptPlan:
         spec = self.pipeline.specs[stage]
         inputs = {a: p for a in spec.all_inputs if (p := self._input_path(a)) is not None}
-        settings = self.job.stage_settings(stage)
+        settings = self.settings(stage)
         facts = self.job_facts(stage)
         key = cache_key(
             stage=stage, version=spec.version, settings=settings.model_dump(mode="json"),
@@ -232,6 +244,7 @@ class JobSession:
         record.status, record.attempts, record.error = StageStatus.RUNNING, attempt, None
         if attempt == 1:
             record.started_at = now_iso()
+            record.chosen = self.fitted[stage][1] if stage in self.fitted else {}
         self._save()
 
     def mark_cached(self, stage: str) -> None:
@@ -242,6 +255,7 @@ class JobSession:
         record = self.record(stage)
         record.status, record.outputs, record.error, record.key = (
             StageStatus.SKIPPED, {}, reason, None)
+        record.chosen = {}
         self._save()
 
     def mark_failed(self, stage: str, error: str) -> None:

@@ -4,7 +4,8 @@ GPUs are read through PyTorch when it is installed, else through `nvidia-smi` (t
 own tool); no GPU is reported as an empty list, never as an error. From the largest GPU the
 profile recommends the Whisper model, compute type and batch size that fit (large-v3 in
 float16 from 6 GB of VRAM, medium from 4 GB, else base; int8 on CPU). The profile is cached
-in `<out_root>/hardware_cache.json` for an hour; a corrupt or foreign cache is ignored.
+in `<out_root>/hardware_cache.json` for an hour; a corrupt or foreign cache is ignored. A run
+fits a job's `auto` settings to these recommendations (bolly_ray/fitting.py).
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ import shutil
 import socket
 import subprocess
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from bolly_ray.modules import installed
 
@@ -63,8 +65,18 @@ class HardwareProfile:
         return {"device": "cuda", "backend": backend, "model": model,
                 "compute_type": "float16", "batch_size": 4, "max_speakers": 12}
 
+    def recommendation_for(self, device: str) -> dict[str, object]:
+        """The recommendation for running on `device`: on cpu, as if there were no GPU."""
+        return (self if device == "cuda" else replace(self, gpus=[])).recommendation()
+
     def to_json(self) -> dict[str, object]:
         return asdict(self) | {"recommendation": self.recommendation()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> HardwareProfile:
+        """The profile `to_json` wrote (its recommendation is computed again, not read)."""
+        fields = {k: v for k, v in data.items() if k != "recommendation"}
+        return cls(**{**fields, "gpus": [GpuInfo(**g) for g in fields["gpus"]]})
 
 
 def detect_gpus() -> int:
@@ -100,11 +112,17 @@ def cached_profile(out_root: Path, refresh: bool = False) -> HardwareProfile:
     return profile
 
 
+def profile_here(out_root: Path) -> HardwareProfile:
+    """This machine's profile, from the cache when it is fresh; a new detection is cached
+    only where `out_root` already exists, so a run whose preflight fails writes nothing."""
+    if out_root.is_dir():
+        return cached_profile(out_root)
+    return _read_cache(out_root / CACHE_NAME) or detect_profile()
+
+
 def _read_cache(cache: Path) -> HardwareProfile | None:
     try:
-        data = json.loads(cache.read_text())
-        data.pop("recommendation", None)
-        profile = HardwareProfile(**{**data, "gpus": [GpuInfo(**g) for g in data["gpus"]]})
+        profile = HardwareProfile.from_json(json.loads(cache.read_text()))
     except FileNotFoundError:
         return None
     except (ValueError, TypeError, KeyError, OSError) as err:

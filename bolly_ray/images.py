@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import os
 import re
@@ -191,42 +192,81 @@ def _pip(args: list[str]) -> None:
 
 def build_image(client: object, plan: ImagePlan, wheels: list[Path],
                 say: Callable[[str], None]) -> tuple[str, int]:
-    """Build one image; returns (image id, size in bytes). The image it replaces under the
-    same tag is removed, and so are the build's own intermediate images."""
+    """Build one stage image; returns (image id, size in bytes)."""
+    return build_from_wheels(client, plan.tag, "Dockerfile.stage", wheels, say, {
+        "BASE_IMAGE": plan.base_image, "STAGE": plan.stage, "BOLLY_RAY_VERSION": __version__,
+        "NEEDS_FFMPEG": "1" if plan.needs_ffmpeg else "0", "CUDA": "1" if plan.cuda else "0",
+        "CUDA_LIBRARY_PATH": plan.library_path})
+
+
+def build_from_wheels(client: object, tag: str, dockerfile: str, wheels: list[Path],
+                      say: Callable[[str], None], buildargs: dict[str, str]
+                      ) -> tuple[str, int]:
+    """Build `tag` from one of docker/'s Dockerfiles with `wheels` in its context; returns
+    (image id, size in bytes). The image it replaces under the same tag is removed, and so
+    are the build's own intermediate images."""
     import docker.errors
 
-    before = _image_id(client, plan.tag)
+    before = _image_id(client, tag)
+    recipe = build_recipe(client, dockerfile, wheels, buildargs)
+    same = client.images.list(filters={"label": f"bolly-ray.recipe={recipe}"})  # type: ignore[attr-defined]
+    if same:  # built before, under this name or another (another prefix, a registry's)
+        image = same[0]
+        image.tag(tag)
+        _remove_replaced(client, before, image.id)
+        say(f"{tag}: the same image exists, tagged ({image.attrs['Size'] / 1e6:.0f} MB)")
+        return image.id, int(image.attrs["Size"])
     build_id = uuid.uuid4().hex
     with tempfile.TemporaryDirectory(prefix="bolly-image-") as tmp:
         context = Path(tmp)
-        shutil.copy(REPO / "docker" / "Dockerfile.stage", context / "Dockerfile")
+        shutil.copy(REPO / "docker" / dockerfile, context / "Dockerfile")
         shutil.copy(REPO / "docker" / "slim-ffmpeg.sh", context / "slim-ffmpeg.sh")
         (context / "wheels").mkdir()
         for wheel in wheels:
             shutil.copy(wheel, context / "wheels" / wheel.name)
         try:
             image, _ = client.images.build(  # type: ignore[attr-defined]
-                path=str(context), tag=plan.tag, rm=True, forcerm=True, pull=False,
-                buildargs={"BASE_IMAGE": plan.base_image, "STAGE": plan.stage,
-                           "BOLLY_RAY_VERSION": __version__,
-                           "NEEDS_FFMPEG": "1" if plan.needs_ffmpeg else "0",
-                           "CUDA": "1" if plan.cuda else "0",
-                           "CUDA_LIBRARY_PATH": plan.library_path, "BUILD_ID": build_id,
-                           "IMAGE_PREFIX": image_prefix()})
+                path=str(context), tag=tag, rm=True, forcerm=True, pull=False,
+                buildargs={**buildargs, "BUILD_ID": build_id, "IMAGE_PREFIX": image_prefix(),
+                           "RECIPE": recipe})
         except docker.errors.BuildError as err:
-            raise UsageError(f"building {plan.tag} failed: {err.msg}") from None
+            raise UsageError(f"building {tag} failed: {err.msg}") from None
         except docker.errors.APIError as err:
-            raise UsageError(f"building {plan.tag} failed: {err.explanation}") from None
+            raise UsageError(f"building {tag} failed: {err.explanation}") from None
         finally:  # the install stage's images hold every wheel: gigabytes for a GPU image
             with contextlib.suppress(docker.errors.APIError):  # another prune is running
                 client.images.prune(  # type: ignore[attr-defined]
                     filters={"dangling": True, "label": [
                         INSTALL_STAGE_LABEL, f"bolly-ray.build-id={build_id}"]})
-    if before not in (None, image.id):
-        with contextlib.suppress(docker.errors.APIError):  # still used by a container
-            client.images.remove(before)  # type: ignore[attr-defined]
-    say(f"built {plan.tag} ({image.attrs['Size'] / 1e6:.0f} MB)")
+    _remove_replaced(client, before, image.id)
+    say(f"built {tag} ({image.attrs['Size'] / 1e6:.0f} MB)")
     return image.id, int(image.attrs["Size"])
+
+
+def _remove_replaced(client: object, before: str | None, now: str) -> None:
+    import docker.errors
+
+    if before not in (None, now):
+        with contextlib.suppress(docker.errors.APIError):  # still used, or tagged elsewhere
+            client.images.remove(before)  # type: ignore[attr-defined]
+
+
+def build_recipe(client: object, dockerfile: str, wheels: list[Path],
+                 buildargs: dict[str, str]) -> str:
+    """What an image is made of: its Dockerfile, its base image (by id when present), its
+    build arguments and its wheels (by name and the checksums of what they hold, so a wheel
+    rebuilt from the same source counts as the same)."""
+    digest = hashlib.sha256()
+    for path in (REPO / "docker" / dockerfile, REPO / "docker" / "slim-ffmpeg.sh"):
+        digest.update(path.read_bytes())
+    base = buildargs.get("BASE_IMAGE", "")
+    digest.update(json.dumps({**buildargs, "BASE_IMAGE": _image_id(client, base) or base},
+                             sort_keys=True).encode())
+    for wheel in sorted(wheels, key=lambda w: w.name):
+        with zipfile.ZipFile(wheel) as archive:
+            members = sorted((i.filename, i.CRC, i.file_size) for i in archive.infolist())
+        digest.update(json.dumps([wheel.name, members]).encode())
+    return digest.hexdigest()[:32]
 
 
 def _image_id(client: object, tag: str) -> str | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -60,6 +61,9 @@ class StageRecord(BaseModel):
     outputs: dict[str, OutputRecord] = Field(default_factory=dict)
     metrics: dict[str, float] = Field(default_factory=dict)
     error: str | None = None
+    chosen: dict[str, Any] = Field(default_factory=dict)
+    """Settings the run fitted to the hardware (`<stage>.<setting>`: value) and `why`;
+    empty when the job named them all (and in manifests older than this field)."""
 
 
 class Manifest(BaseModel):

@@ -3,7 +3,8 @@
 Arguments are job files (every enabled stage of the job fetches what its settings name:
 Whisper weights, the wav2vec2 aligner for the job's language, the pyannote pipeline) or
 bare Whisper model names. Everything lands in the Hugging Face / torch caches (HF_HOME,
-TORCH_HOME), which a cluster points at a shared folder so that every node finds them.
+TORCH_HOME), which a cluster points at a shared folder so that every node finds them. A
+setting left `auto` (asr.model) is fitted to this machine, as a run here would fit it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from bolly_ray.driver import job_facts
 from bolly_ray.errors import StageError
+from bolly_ray.hardware import profile_here
 from bolly_ray.job import load_job
 from bolly_ray.registry import Registry
 from bolly_ray.spec import OptionalStageSettings
@@ -40,9 +42,10 @@ def pull(targets: list[str], registry: Registry) -> Iterator[str]:
 def _job_fetches(path: Path, registry: Registry) -> list[tuple[str, Callable[[], list[str]]]]:
     job = load_job(path, registry.specs)
     facts = job_facts(job)
+    profile = profile_here(job.out_root)
     fetches = []
     for name, stage in registry.items():
-        settings = job.stage_settings(name)
+        settings = stage.fit_settings(job.stage_settings(name), profile)  # type: ignore[arg-type]
         if not (isinstance(settings, OptionalStageSettings) and not settings.enabled):
             fetches.append((f"{name} models for {path.name}",
                             lambda s=stage, v=settings: s.pull_models(v, facts)))

@@ -3,8 +3,9 @@
 The job id comes from the file name plus a short hash of its absolute path and size, so
 preparing the same film again gives the same id (and the same job folder on the same day).
 Media that bolly-ray cannot process is refused here, before any job exists. ASR and
-diarization defaults (backend, model, device, compute type, batch size, speaker limit)
-come from this machine's hardware profile.
+diarization settings that depend on hardware (backend, model, device, compute type, batch
+size, speaker limit) are written as `auto`: the run fits them to the machine or cluster
+nodes that host each stage (bolly_ray/fitting.py), not to the machine that prepared the job.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from bolly_ray.errors import MediaError, UsageError
-from bolly_ray.hardware import cached_profile
 from bolly_ray.job import JobBase, apply_overrides, validate_job
 from bolly_ray.media import probe
 from bolly_ray.registry import Registry
+
+ASR_AUTO = ("backend", "model", "device", "compute_type", "batch_size")
+DIARIZE_AUTO = ("device", "max_speakers")
 
 
 def job_id_for(media: Path) -> str:
@@ -39,12 +42,8 @@ def prepare_job(media: Path, registry: Registry, fields: dict[str, Any],
         raise UsageError(str(err)) from None
     data: dict[str, Any] = {"id": job_id_for(media), "media": str(media.resolve())}
     data.update({k: v for k, v in fields.items() if v not in (None, [], ())})
-    if {"asr", "diarize"} <= set(registry):  # defaults that fit this machine; --set wins
-        profile = cached_profile(Path(data.get("out_root", "out")))
-        advice = profile.recommendation()
-        asr = ("backend", "model", "device", "compute_type", "batch_size")
-        data["stages"] = {"asr": {k: advice[k] for k in asr},
-                          "diarize": {"device": advice["device"],
-                                      "max_speakers": advice["max_speakers"]}}
+    if {"asr", "diarize"} <= set(registry):  # fitted where the job runs; --set wins
+        data["stages"] = {"asr": dict.fromkeys(ASR_AUTO, "auto"),
+                          "diarize": dict.fromkeys(DIARIZE_AUTO, "auto")}
     data = apply_overrides(data, overrides, set(registry))
     return validate_job(data, registry.specs, str(media))

@@ -16,12 +16,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from bolly_ray.errors import StageTimeoutError
 from bolly_ray.secrets import Secrets
+
+if TYPE_CHECKING:
+    from bolly_ray.hardware import HardwareProfile
 
 SOURCE_ARTIFACT = "media"
 """The artifact every job provides: the source media file."""
@@ -194,6 +197,12 @@ class Stage:
         """The settings as this machine resolves them, for a process that cannot resolve
         them itself (a stage container): e.g. a model a package ships, named, becomes its
         folder. The cache key still comes from the settings as written."""
+        return settings
+
+    def fit_settings(self, settings: StageSettings, profile: HardwareProfile) -> StageSettings:
+        """The settings with their `auto` values chosen for the hardware that will run the
+        stage (`profile`: this machine, or on a cluster the nodes that will host it). The
+        executor asks once per run, before the cache key is made; the default keeps all."""
         return settings
 
     def load_model(self, settings: StageSettings) -> Any:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import typing
 from typing import Any
 
 from pydantic import BaseModel
@@ -69,6 +70,10 @@ def settings_table(model: type[BaseModel]) -> list[str]:
 
 
 def type_name(annotation: Any) -> str:
+    if typing.get_origin(annotation) is typing.Union:  # int | Literal[...]: one spelling
+        return " \\| ".join(type_name(arg) for arg in typing.get_args(annotation))
+    if annotation is type(None):
+        return "None"
     text = getattr(annotation, "__name__", None) if isinstance(annotation, type) else None
     text = text or str(annotation).replace("typing.", "").replace("pathlib.", "")
     return cell(text)

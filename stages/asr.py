@@ -30,9 +30,10 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from bolly_ray.audio import SAMPLE_RATE, read_wav_span, wav_samples
-from bolly_ray.devices import device_resources
+from bolly_ray.devices import device_resources, fitted_device
 from bolly_ray.errors import UsageError
 from bolly_ray.gpu_memory import with_batch_halving
+from bolly_ray.hardware import HardwareProfile, detect_profile
 from bolly_ray.model_cache import folders_for, hub_cache
 from bolly_ray.modules import installed
 from bolly_ray.spec import (
@@ -67,12 +68,17 @@ OVERLAP_S = 2.0  # pieces of a hard-split region overlap this much; words are st
 HOP_S = 0.01  # Whisper's feature hop: a span starting on it sees the whole file's frames
 MULTILINGUAL_VOCABULARY = 51_865  # Whisper's tokens with the 99 language tokens
 LANGUAGE_WINDOW_S = 30.0  # without VAD regions, languages are told apart window by window
+FITTED = ("backend", "model", "device", "compute_type", "batch_size")  # auto, fitted per run
 
 
 class AsrSettings(StageSettings):
-    backend: Literal["faster-whisper", "whisperx"] = "faster-whisper"
+    backend: Literal["auto", "faster-whisper", "whisperx"] = Field(
+        default="faster-whisper", description="auto: whisperx on a GPU when it is installed, "
+        "else faster-whisper")
     model: str = Field(default="large-v3",
-                       description="Whisper model name or a local CTranslate2 model folder")
+                       description="Whisper model name or a local CTranslate2 model folder; "
+                       "auto: what fits the hardware that runs asr (large-v3 from 6 GB of "
+                       "VRAM, medium from 4 GB, else base)")
     language: str | None = Field(
         default=None, pattern=r"^([a-z]{2,3}|auto|mixed)$",
         description="Spoken language: a code; auto: Whisper identifies one language from the "
@@ -82,7 +88,8 @@ class AsrSettings(StageSettings):
     candidate_languages: list[str] = Field(
         default_factory=list, description="With auto or mixed: only these languages are "
         "considered, e.g. [hi, en] for Hinglish (Whisper often calls Hindi Urdu); empty: all")
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        default="auto", description="auto: cuda when the hardware that runs asr has a GPU")
     compute_type: str = Field(default="auto",
                               description="CTranslate2 compute type (auto: float16 on GPU, "
                               "int8 on CPU)")
@@ -104,9 +111,17 @@ class AsrSettings(StageSettings):
     glossary_hotwords: Literal["names", "all", "none"] = Field(
         default="names", description="Glossary entries added to the hotwords: the cast, "
         "character and film names, every term, or none")
-    batch_size: int = Field(default=1, ge=1, le=256, description="Windows decoded together "
-                            "(1: faster-whisper decodes in order with word timings; prepare "
-                            "sets 4-16 on GPUs); halved on GPU out-of-memory")
+    batch_size: int | Literal["auto"] = Field(
+        default=1, description="Windows decoded together, 1 to 256 (1: faster-whisper decodes "
+        "in order with word timings; auto: 4-16 on a GPU, by its memory, 1 on CPU); halved "
+        "on GPU out-of-memory")
+
+    @field_validator("batch_size")
+    @classmethod
+    def _batch_range(cls, size: int | str) -> int | str:
+        if isinstance(size, int) and not 1 <= size <= 256:
+            raise ValueError("must be from 1 to 256, or auto")
+        return size
 
     @field_validator("candidate_languages")
     @classmethod
@@ -124,6 +139,15 @@ def resolve_device(device: str) -> str:
     import ctranslate2
 
     return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+
+
+def fit_asr(settings: AsrSettings, profile: HardwareProfile) -> AsrSettings:
+    """Every `auto` among backend, model, device, compute type and batch size as the
+    hardware profile recommends for the device (a set device is kept, and fitted to)."""
+    device = fitted_device(settings.device, profile)
+    advice = profile.recommendation_for(device) | {"device": device}
+    update = {name: advice[name] for name in FITTED if getattr(settings, name) == "auto"}
+    return settings.model_copy(update=update) if update else settings
 
 
 def model_source(name: str) -> str:
@@ -155,7 +179,16 @@ def english_only_problem(settings: AsrSettings) -> str:
             f"{settings.model} knows English only (base, small, large-v3 know 99 languages)")
 
 
+def fitted_here(settings: AsrSettings) -> AsrSettings:
+    """Settings no executor fitted (the stage called as a library) fitted to this machine;
+    a device or compute type left auto is resolved when the model loads."""
+    if "auto" not in (settings.backend, settings.model, settings.batch_size):
+        return settings
+    return fit_asr(settings, detect_profile())
+
+
 def load_whisper(settings: AsrSettings) -> FasterWhisper | WhisperX:
+    settings = fitted_here(settings)
     return load_backend(settings, model_source(settings.model), resolve_device(settings.device))
 
 
@@ -314,6 +347,10 @@ class AsrStage(Stage):
         return device_resources(settings.device, gpus_available, self.spec.resources,
                                 Resources(cpus=2, gpus=0, memory_mb=4096))
 
+    def fit_settings(self, settings: AsrSettings,  # type: ignore[override]
+                     profile: HardwareProfile) -> AsrSettings:
+        return fit_asr(settings, profile)
+
     def model_id(self, settings: AsrSettings) -> str:  # type: ignore[override]
         source = model_source(settings.model)
         if Path(source).is_dir():
@@ -363,6 +400,7 @@ class AsrStage(Stage):
     def run(self, ctx: StageContext, model: Any = None) -> StageResult:
         settings = ctx.settings
         assert isinstance(settings, AsrSettings)
+        settings = fitted_here(settings)
         backend = model if model is not None else load_whisper(settings)
         audio_s = wav_samples(ctx.inputs["audio"]) / SAMPLE_RATE
         regions = read_speech(ctx.inputs.get("speech"))  # None: no vad, transcribe it all

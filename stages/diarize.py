@@ -21,12 +21,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from bolly_ray.audio import SAMPLE_RATE, read_wav, wav_samples
-from bolly_ray.devices import device_resources, torch_device
+from bolly_ray.devices import device_resources, fitted_device, torch_device
 from bolly_ray.errors import StageError
 from bolly_ray.gpu_memory import with_batch_halving
+from bolly_ray.hardware import HardwareProfile
 from bolly_ray.model_cache import folders_for, hub_cache
 from bolly_ray.modules import installed
 from bolly_ray.secrets import hf_token
@@ -58,10 +59,12 @@ class DiarizeSettings(OptionalStageSettings):
     model: str = Field(default=DEFAULT_MODEL,
                        description="pyannote pipeline on Hugging Face, or a local folder with "
                        "its config.yaml")
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        default="auto", description="auto: cuda when the hardware that runs diarize has a GPU")
     min_speakers: int | None = Field(default=None, ge=1, le=200)
-    max_speakers: int | None = Field(default=None, ge=1, le=200,
-                                     description="prepare sets it from the hardware profile")
+    max_speakers: int | Literal["auto"] | None = Field(
+        default=None, description="At most this many speakers, 1 to 200 (null: no limit; "
+        "auto: what the hardware that runs diarize affords, 20 on a large GPU, 8 on CPU)")
     batch_size: int = Field(default=32, ge=1, le=512,
                             description="Segmentation and embedding batch; halved on GPU OOM")
     # measured (bench/bench_diarize.py): 0.15-0.2 finds both women of a real call and all
@@ -70,12 +73,37 @@ class DiarizeSettings(OptionalStageSettings):
         default=0.175, gt=0, lt=2, description="packaged: cosine distance under which two "
         "voices are one speaker (lower: more speakers)")
 
+    @field_validator("max_speakers")
+    @classmethod
+    def _speaker_range(cls, limit: int | str | None) -> int | str | None:
+        if isinstance(limit, int) and not 1 <= limit <= 200:
+            raise ValueError("must be from 1 to 200, auto or null")
+        return limit
+
     @model_validator(mode="after")
     def _bounds(self) -> DiarizeSettings:
-        if self.min_speakers and self.max_speakers and self.min_speakers > self.max_speakers:
+        limit = speaker_limit(self)
+        if self.min_speakers and limit and self.min_speakers > limit:
             raise ValueError(f"min_speakers ({self.min_speakers}) is above max_speakers "
                              f"({self.max_speakers})")
         return self
+
+
+def speaker_limit(settings: DiarizeSettings) -> int | None:
+    """The most speakers to find; a limit left auto (nobody fitted it) is no limit."""
+    return None if settings.max_speakers == "auto" else settings.max_speakers
+
+
+def fit_diarize(settings: DiarizeSettings, profile: HardwareProfile) -> DiarizeSettings:
+    """An auto device and speaker limit as the hardware profile recommends for the device;
+    never a limit under `min_speakers`."""
+    device = fitted_device(settings.device, profile)
+    update: dict[str, Any] = {"device": device} if settings.device == "auto" else {}
+    if settings.max_speakers == "auto":
+        limit = profile.recommendation_for(device)["max_speakers"]
+        assert isinstance(limit, int)
+        update["max_speakers"] = max(limit, settings.min_speakers or 1)
+    return settings.model_copy(update=update) if update else settings
 
 
 def local_pipeline(name: str) -> Path | None:
@@ -125,6 +153,10 @@ class DiarizeStage(Stage):
                   gpus_available: float = 0.0) -> Resources:
         return device_resources(settings.device, gpus_available, self.spec.resources,
                                 Resources(cpus=2, gpus=0, memory_mb=4096))
+
+    def fit_settings(self, settings: DiarizeSettings,  # type: ignore[override]
+                     profile: HardwareProfile) -> DiarizeSettings:
+        return fit_diarize(settings, profile)
 
     def model_id(self, settings: DiarizeSettings) -> str:  # type: ignore[override]
         if chosen_backend(settings) == "packaged":
@@ -213,11 +245,12 @@ def diarize(pipeline: Any, wav: Path, speech: list[tuple[float, float]] | None,
         if hasattr(pipeline, attribute):
             setattr(pipeline, attribute, batch)
     if isinstance(pipeline, PackagedDiarizer):
-        output = pipeline.diarize_wav(wav, speech, settings.min_speakers, settings.max_speakers)
+        output = pipeline.diarize_wav(wav, speech, settings.min_speakers,
+                                      speaker_limit(settings))
     else:
         output = pipeline({"waveform": torch.from_numpy(read_wav(wav))[None],
                            "sample_rate": SAMPLE_RATE},
-                          min_speakers=settings.min_speakers, max_speakers=settings.max_speakers)
+                          min_speakers=settings.min_speakers, max_speakers=speaker_limit(settings))
     # pyannote 4 returns both; the exclusive one has no overlaps, which suits subtitles
     annotation = getattr(output, "exclusive_speaker_diarization", None) or getattr(
         output, "speaker_diarization", output)

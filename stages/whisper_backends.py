@@ -214,6 +214,10 @@ def load_backend(settings: AsrSettings, source: str, device: str) -> FasterWhisp
     except UsageError:
         raise
     except Exception as err:  # a missing download surfaces as several hub error types
+        if device == "cuda" and "CUDA" in str(err):  # the model is there; the GPU is not
+            raise StageError(f"asr: cannot load model {settings.model!r} on cuda: "
+                             f"{str(err).splitlines()[0]}; set asr.device=cpu, or check the "
+                             "node's driver with `bolly-ray doctor`") from None
         raise StageError(f"asr: cannot load model {settings.model!r} offline "
                          f"({type(err).__name__}); set asr.model to a local CTranslate2 "
                          "folder or fetch the model into the Hugging Face cache") from None

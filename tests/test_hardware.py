@@ -1,6 +1,7 @@
 """`bolly-ray hardware`: the profile, its recommendation, its one-hour cache, and `prepare`
-using it. No GPU exists here, so a stand-in `nvidia-smi` on PATH answers the driver's query
-the way the real tool does; everything from parsing onwards is the real code."""
+leaving the settings that depend on it auto. No GPU exists here, so a stand-in `nvidia-smi`
+on PATH answers the driver's query the way the real tool does; everything from parsing
+onwards is the real code."""
 
 from __future__ import annotations
 
@@ -82,16 +83,20 @@ def test_the_profile_is_printed_on_stdout(tmp_path: Path) -> None:
     assert "recommended:" in done.stdout and "recommended:" not in done.stderr
 
 
-def test_prepare_takes_its_asr_defaults_from_the_profile(media: dict[str, MediaCase],
-                                                         tmp_path: Path) -> None:
+def test_prepare_leaves_hardware_settings_auto_even_on_a_gpu_machine(
+        media: dict[str, MediaCase], tmp_path: Path) -> None:
+    """The job may run elsewhere (a CPU-only head sends ASR to GPU workers): the run fits
+    auto to the hardware that hosts each stage, so prepare pins nothing; --set still wins."""
     done = bolly("prepare", media["wav_only"].path, "-o", tmp_path / "gpu.json", "--out-root",
-                 tmp_path / "out", cwd=tmp_path, env=fake_smi(tmp_path, H200))
+                 tmp_path / "out", "--set", "asr.batch_size=8", cwd=tmp_path,
+                 env=fake_smi(tmp_path, H200))
     assert done.returncode == 0, done.stderr
     stages = json.loads((tmp_path / "gpu.json").read_text())["stages"]
     asr = stages["asr"]
-    assert (asr["model"], asr["device"], asr["compute_type"], asr["batch_size"]) == (
-        "large-v3", "cuda", "float16", 16)
-    assert (stages["diarize"]["device"], stages["diarize"]["max_speakers"]) == ("cuda", 20)
+    assert [asr[k] for k in ("backend", "model", "device", "compute_type", "batch_size")] == [
+        "auto", "auto", "auto", "auto", 8]
+    assert (stages["diarize"]["device"], stages["diarize"]["max_speakers"]) == ("auto", "auto")
+    assert not (tmp_path / "out" / CACHE_NAME).exists()  # the hardware was not even asked
     done = bolly("prepare", media["wav_only"].path, "-o", tmp_path / "set.json", "--out-root",
                  tmp_path / "out", "--set", "asr.model=small", cwd=tmp_path)
     assert json.loads((tmp_path / "set.json").read_text())["stages"]["asr"]["model"] == "small"

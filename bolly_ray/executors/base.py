@@ -41,6 +41,8 @@ from bolly_ray.errors import (
     WorkerLostError,
 )
 from bolly_ray.events import JobEvent, Observers, StageEvent
+from bolly_ray.fitting import Hardware, fit, fits_to_hardware
+from bolly_ray.hardware import profile_here
 from bolly_ray.images import resolve_images
 from bolly_ray.job import JobBase
 from bolly_ray.joblog import job_logs, working_for
@@ -98,8 +100,8 @@ class Executor(ABC):
 
     def run(self, jobs: Sequence[JobBase], selection: Selection | None = None
             ) -> list[JobOutcome]:
-        sessions = self.preflight(jobs, selection or Selection())
-        try:
+        try:  # the preflight may join a cluster to see its hardware: _stop leaves it
+            sessions = self.preflight(jobs, selection or Selection())
             if self.in_docker:
                 self.containers = container_runner(sessions, self.registry, self.in_docker)
             self._start(sessions)
@@ -118,6 +120,7 @@ class Executor(ABC):
         problems += [problem for s in sessions for problem in self._bad_inputs(s)]
         if problems:
             raise UsageError("\n".join(problems))
+        self._fit_settings(sessions)
         missing = self._missing_models(sessions, problems)
         if problems:
             raise UsageError("\n".join(problems))
@@ -144,6 +147,23 @@ class Executor(ABC):
                     break
         return problems
 
+    def _fit_settings(self, sessions: list[JobSession]) -> None:
+        """Each stage's `auto` settings fitted to the hardware that will host it, before
+        models are checked and cache keys made; what was chosen is logged once per stage."""
+        fitting = [(s, name) for s in sessions for name in s.selected
+                   if fits_to_hardware(self.registry[name])]
+        if not fitting:
+            return
+        hardware = self._hardware(sessions)
+        told: set[str] = set()
+        for session, name in fitting:
+            stage, settings = self.registry[name], session.settings(name)
+            fitted, chosen = fit(stage, settings, hardware.host_for(stage, settings))
+            session.fit(name, fitted, chosen)
+            if chosen and chosen["why"] not in told:
+                told.add(chosen["why"])
+                log.info("%s: %s", name, chosen["why"])
+
     def _missing_models(self, sessions: list[JobSession], problems: list[str]) -> set[str]:
         """Models that required stages lack (all of them, for one message). A stage the job
         does not need, or an optional one whose model is missing, is marked to be skipped,
@@ -151,7 +171,7 @@ class Executor(ABC):
         missing: set[str] = set()
         for session in sessions:
             for name in session.selected:
-                settings = session.job.stage_settings(name)
+                settings = session.settings(name)
                 try:  # a stage's model setting can be wrong (no such folder)
                     self.registry[name].model_id(settings)
                 except UsageError as err:
@@ -175,6 +195,11 @@ class Executor(ABC):
         return missing
 
     # -- what a backend provides ----------------------------------------------------------
+
+    def _hardware(self, sessions: list[JobSession]) -> Hardware:
+        """What the stages will run on: this machine (a cluster's executor says more)."""
+        profile = profile_here(sessions[0].job.out_root)
+        return Hardware(profile, float(len(profile.gpus)))
 
     def _start(self, sessions: list[JobSession]) -> None:  # noqa: B027 - optional hook
         """Connect to the backend and check the jobs fit it (before any stage starts)."""

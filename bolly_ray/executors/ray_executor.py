@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from collections import Counter
 from collections.abc import Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +121,7 @@ class RayExecutor(Executor):
         self._cluster = ray.cluster_resources()  # read once: each read asks the GCS
         self._demand = self._gpu_demand(sessions)
         check_fits(self._demand, self._cluster)
+        self._demand = share_gpus(self._demand, self._cluster.get("GPU", 0.0))
         cpu = selected_of_kind(sessions, self.registry, ComputeKind.CPU)
         check_serialisable({stage for stage, _ in self._demand} | cpu, self.registry)
         for key, need in self._demand.items():
@@ -312,6 +314,24 @@ def check_fits(demand: dict[PoolKey, Demand], cluster: dict[str, float]) -> None
         for (stage, _), need in demand.items() if need.resources.gpus > gpus})
     if problems:
         raise PreflightError("\n".join(problems))
+
+
+def share_gpus(demand: dict[PoolKey, Demand], gpus: float) -> dict[PoolKey, Demand]:
+    """Every pool's first actor starts with the run (its model loads while CPU stages work)
+    and holds its GPUs to the end: where one actor per pool asks for more GPUs than the
+    cluster has (ASR's whole GPU and alignment's half on one card), each pool's share is
+    scaled down in proportion, so the models share the devices instead of the last pool
+    waiting forever for a GPU that never frees."""
+    asked = sum(need.resources.gpus for need in demand.values())
+    if asked <= gpus or asked == 0:
+        return demand
+    scale = gpus / asked
+    for key, need in list(demand.items()):
+        share = math.floor(need.resources.gpus * scale * 1e4) / 1e4  # Ray's precision
+        demand[key] = replace(need, resources=replace(need.resources, gpus=share))
+        log.info("%s: %g GPU per actor (its %g shared with the other GPU stages' pools)",
+                 key[0], share, need.resources.gpus)
+    return demand
 
 
 def check_serialisable(stages: set[str], registry: Registry) -> None:

@@ -76,3 +76,21 @@ def test_kuberay_manifest_matches_the_cluster_shape() -> None:
     for resources in groups.values():
         assert resources["CPU"] <= resources["pod_cpus"]  # Ray never promises more than the pod
         assert all(float(v).is_integer() for v in resources.values())
+
+
+def test_every_deployment_runs_the_node_images_images_build_makes(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from bolly_ray.node_image import node_tag
+
+    monkeypatch.delenv("BOLLY_RAY_IMAGE_PREFIX", raising=False)
+    cpu, gpu = node_tag(), node_tag(gpu=True)
+    launcher = load("cluster.yaml")["docker"]
+    assert (launcher["head_image"], launcher["worker_image"]) == (cpu, gpu)
+    spec = load("deploy/kuberay-raycluster.yaml")["spec"]
+    images = [c["image"] for c in spec["headGroupSpec"]["template"]["spec"]["containers"]]
+    images += [c["image"] for g in spec["workerGroupSpecs"]
+               for c in g["template"]["spec"]["containers"]]
+    assert images == [f"registry.example.org/{cpu}", f"registry.example.org/{gpu}"]
+    compose = (REPO / "deploy" / "compose.yaml").read_text()
+    assert f"${{BOLLY_RAY_IMAGE_PREFIX:-bolly-ray-}}{cpu.removeprefix('bolly-ray-')}\n" in compose
+    assert f"{cpu.removeprefix('bolly-ray-')}${{BOLLY_RAY_GPU_VARIANT--gpu}}\n" in compose

@@ -10,9 +10,15 @@ from pathlib import Path
 import pytest
 import ray
 
-from bolly_ray.executors.ray_executor import PreflightError, RayExecutor, check_serialisable
+from bolly_ray.executors.ray_executor import (
+    Demand,
+    PreflightError,
+    RayExecutor,
+    check_serialisable,
+    share_gpus,
+)
 from bolly_ray.registry import build_registry
-from bolly_ray.spec import Stage, StageSpec
+from bolly_ray.spec import Resources, Stage, StageSettings, StageSpec
 from tests.test_ray_executor import gpu_graph, jobs_for
 
 pytestmark = pytest.mark.slow
@@ -44,3 +50,17 @@ def test_stages_that_cannot_reach_a_worker_are_named_before_anything_runs() -> N
     with pytest.raises(PreflightError, match=r"locked: the stage cannot be sent to a worker: "
                        r"cannot pickle '_thread.lock' object"):
         check_serialisable({"locked", "asr", "prep"}, registry)
+
+
+def test_gpu_pools_that_together_ask_for_more_than_the_cluster_has_share_its_gpus() -> None:
+    """ASR's whole GPU and alignment's half on a one-GPU machine: both first actors start
+    with the run, so asked as declared the second would wait forever."""
+    def need(gpus: float) -> Demand:
+        return Demand(3, Resources(cpus=1, gpus=gpus), StageSettings(), True)
+
+    shared = share_gpus({("asr", "m"): need(1.0), ("align", "m"): need(0.5)}, 1.0)
+    assert {k[0]: d.resources.gpus for k, d in shared.items()} == {"asr": 0.6666,
+                                                                  "align": 0.3333}
+    assert sum(d.resources.gpus for d in shared.values()) <= 1.0
+    roomy = {("asr", "m"): need(1.0), ("align", "m"): need(0.5)}
+    assert share_gpus(dict(roomy), 2.0) == roomy  # two GPUs: as declared

@@ -333,7 +333,7 @@ def _images_build_node(gpu: bool, extras: tuple[str, ...], base_image: str | Non
 def images_list(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout")] = False,
 ) -> None:
-    """Show bolly-ray's stage images here: tag, stage, version, size."""
+    """Show bolly-ray's stage and node images here: tag, stage, version, size."""
     from rich.table import Table
 
     from bolly_ray.images import local_images
@@ -342,7 +342,7 @@ def images_list(
     if as_json:
         typer.echo(json.dumps({"images": rows}))
         return
-    table = Table(title="bolly-ray stage images")
+    table = Table(title="bolly-ray images")
     for column in ("tag", "stage", "version", "cuda", "size_mb"):
         table.add_column(column)
     for row in rows:

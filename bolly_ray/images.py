@@ -307,15 +307,20 @@ def _unpacked_mb(wheel: Path) -> float:
 
 
 def local_images(client: object) -> list[dict[str, object]]:
-    """Every bolly-ray stage image present: tag, stage, version, size, id."""
+    """Every bolly-ray stage image and node image present: tag, stage ("(node)" for a node
+    image), version, CUDA inside, size, id."""
     rows = []
-    for image in client.images.list(filters={"label": "bolly-ray.stage"}):  # type: ignore[attr-defined]
-        labels = image.labels or {}
-        for tag in image.tags or ["<none>"]:
-            rows.append({"tag": tag, "stage": labels.get("bolly-ray.stage", ""),
-                         "version": labels.get("bolly-ray.version", ""),
-                         "cuda": labels.get("bolly-ray.cuda") == "1",
-                         "size_mb": round(image.attrs["Size"] / 1e6), "id": image.id})
+    for label in ("bolly-ray.stage", "bolly-ray.node"):
+        for image in client.images.list(filters={"label": label}):  # type: ignore[attr-defined]
+            labels = image.labels or {}
+            node = label == "bolly-ray.node"
+            for tag in image.tags or ["<none>"]:
+                rows.append({"tag": tag,
+                             "stage": "(node)" if node else labels.get(label, ""),
+                             "version": labels.get("bolly-ray.version", ""),
+                             "cuda": labels.get("bolly-ray.node" if node else "bolly-ray.cuda")
+                             == "1",
+                             "size_mb": round(image.attrs["Size"] / 1e6), "id": image.id})
     return sorted(rows, key=lambda r: str(r["tag"]))
 
 

@@ -35,7 +35,6 @@ from bolly_ray.registry import Registry
 from bolly_ray.spec import ComputeKind
 
 EXTRAS = ("demo", "ml")
-NODE_LABEL = "bolly-ray.node"
 
 
 @dataclass(frozen=True)

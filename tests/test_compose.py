@@ -109,7 +109,11 @@ def node_image(docker_client: object, tmp_path_factory: pytest.TempPathFactory,
     done = bolly("images", "build", "--mode", "node", "--extra", "demo", "--base-image", BASE,
                  cwd=tmp_path_factory.mktemp("node-image"), timeout=900)
     assert done.returncode == 0, done.stderr
-    return f"{image_prefix}node:0.1.0"
+    tag = f"{image_prefix}node:0.1.0"
+    listed = bolly("images", "list", "--json", cwd=tmp_path_factory.mktemp("list"))
+    [row] = [r for r in json.loads(listed.stdout)["images"] if r["tag"] == tag]
+    assert (row["stage"], row["cuda"]) == ("(node)", False) and row["size_mb"] > 500
+    return tag
 
 
 @pytest.fixture(scope="module")

@@ -39,11 +39,14 @@ def test_every_command_of_the_readme_and_cluster_guide_runs() -> None:
                     "README.md: bolly-ray run film.job.json --cpu-stages docker",
                     "docs/CLUSTER.md: bolly-ray run film1.job.json film2.job.json "
                     "--address 127.0.0.1:6379",
-                    "docs/CLUSTER.md: ray job submit --address http://HEAD_IP:8265"):
+                    "docs/CLUSTER.md: RAY_AUTH_MODE=token ray job submit --address "
+                    "http://127.0.0.1:8265",
+                    "docs/CLUSTER.md: docker-compose -f deploy/compose.yaml exec -T head "
+                    "bolly-ray run film.job.json --address auto"):
         assert any(line.startswith(f"ok   {command}") for line in lines), done.stdout
     ran = sum(line.startswith("ok ") for line in lines)
     skipped = sum(line.startswith("skip ") for line in lines)
-    assert ran >= 20 and skipped <= 7
+    assert ran >= 30 and skipped <= 9
 
 
 def test_a_documented_command_that_fails_fails_the_check(tmp_path: Path) -> None:

@@ -41,17 +41,22 @@ def token_source() -> str | None:
     """Where Ray would read a token from on this machine, in Ray's order; None if nowhere."""
     if os.environ.get(TOKEN_ENV):
         return f"${TOKEN_ENV}"
-    named = os.environ.get(TOKEN_PATH_ENV)
-    if named:
-        return f"{named} (${TOKEN_PATH_ENV})" if _readable(Path(named)) else None
-    default = Path.home() / ".ray" / "auth_token"
-    return str(default) if _readable(default) else None
+    path, name = _token_file()
+    return name if _readable(path) else None
 
 
 def places_looked() -> str:
+    return f"${TOKEN_ENV}, {_token_file()[1]}"
+
+
+def _token_file() -> tuple[Path, str]:
+    """The file Ray reads a token from (the one RAY_AUTH_TOKEN_PATH names, else
+    ~/.ray/auth_token), and how messages name it."""
     named = os.environ.get(TOKEN_PATH_ENV)
-    file = f"{named} (${TOKEN_PATH_ENV})" if named else str(Path.home() / ".ray" / "auth_token")
-    return f"${TOKEN_ENV}, {file}"
+    if named:
+        return Path(named), f"{named} (${TOKEN_PATH_ENV})"
+    default = Path.home() / ".ray" / "auth_token"
+    return default, str(default)
 
 
 def _readable(path: Path) -> bool:

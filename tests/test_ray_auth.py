@@ -15,7 +15,15 @@ import pytest
 
 from tests.conftest import assert_one_line_error, bolly, read_manifest
 from tests.media.make_media import MediaCase
-from tests.test_ray_cli import RAY, free_port, gpu_job, job_dir, start_raylet, stop
+from tests.test_ray_cli import (
+    RAY,
+    free_port,
+    gpu_job,
+    job_dir,
+    start_raylet,
+    stop,
+    wait_for_nodes,
+)
 
 pytestmark = pytest.mark.slow
 TOKEN = "bolly-ray-test-token-0123456789abcdef"
@@ -38,22 +46,10 @@ def token_head(ray_tmpdir: Path, tmp_path_factory: pytest.TempPathFactory
                          f"--temp-dir={ray_tmpdir}", f"--ray-client-server-port={free_port()}"],
                         env)
     try:
-        wait_until_joinable(f"127.0.0.1:{port}", env)
+        wait_for_nodes(f"127.0.0.1:{port}", 1, {**env, "RAY_AUTH_MODE": "token"})
         yield {"port": port, "dashboard": dashboard, "home": home}
     finally:
         stop(head)
-
-
-def wait_until_joinable(address: str, env: dict[str, str]) -> None:
-    probe = f"import ray; ray.init(address={address!r}, logging_level='ERROR')"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        done = subprocess.run([str(RAY.with_name("python")), "-c", probe], capture_output=True,
-                              env={**env, "RAY_AUTH_MODE": "token"}, timeout=60, check=False)
-        if done.returncode == 0:
-            return
-        time.sleep(1)
-    raise AssertionError(f"the head at {address} never came up")
 
 
 def user_env(home: Path) -> dict[str, str]:

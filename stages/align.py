@@ -11,8 +11,11 @@ missing model into a preflight error instead.
 
 from __future__ import annotations
 
+import ast
+import importlib.util
 import logging
 from collections.abc import Mapping
+from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -84,7 +87,7 @@ class Aligners:
         missing = AlignerUnavailable(
             f"wav2vec2 model {name!r} for {language!r} is not in the local cache; fetch it "
             "with `bolly-ray models pull JOB.json` where it can be downloaded")
-        if not torchaudio_bundle_cached(name):
+        if not any_aligner_cached(self.settings) or not torchaudio_bundle_cached(name):
             raise missing  # torchaudio would download it: a run never does
         try:
             model, metadata = whisperx.load_align_model(
@@ -92,6 +95,17 @@ class Aligners:
         except Exception:  # transformers raises OSError or ValueError for "not cached"
             raise missing from None
         return model, metadata, name
+
+
+def any_aligner_cached(settings: AlignSettings) -> bool:
+    """Whether a wav2vec2 model can be here at all: a model folder, or a cached model with
+    "wav2vec2" in its name (every aligner WhisperX knows has it). Looking costs a directory
+    listing; finding out the exact model means importing WhisperX and PyTorch (seconds)."""
+    if settings.model and Path(settings.model).expanduser().is_dir():
+        return True
+    caches = [hub_cache(), torch_home() / "hub" / "checkpoints"]
+    return any("wav2vec2" in entry.name.lower()
+               for cache in caches if cache.is_dir() for entry in cache.iterdir())
 
 
 def torchaudio_bundle_cached(name: str) -> bool:
@@ -110,9 +124,28 @@ def aligner_name(settings: AlignSettings, language: str) -> str | None:
     if settings.model:
         path = Path(settings.model).expanduser()
         return str(path.resolve()) if path.is_dir() else settings.model
-    from whisperx.alignment import DEFAULT_ALIGN_MODELS_HF, DEFAULT_ALIGN_MODELS_TORCH
+    torch_models, hub_models = whisperx_default_aligners()
+    return torch_models.get(language) or hub_models.get(language)
 
-    return DEFAULT_ALIGN_MODELS_TORCH.get(language) or DEFAULT_ALIGN_MODELS_HF.get(language)
+
+@cache
+def whisperx_default_aligners() -> tuple[dict[str, str], dict[str, str]]:
+    """WhisperX's wav2vec2 model for each language (torchaudio bundles, Hugging Face names),
+    read from its source: importing `whisperx.alignment` imports PyTorch, seconds spent
+    only to learn a name."""
+    spec = importlib.util.find_spec("whisperx.alignment")
+    tables: dict[str, dict[str, str]] = {}
+    if spec is not None and spec.origin:
+        for node in ast.parse(Path(spec.origin).read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+                name = node.targets[0].id
+                if name.startswith("DEFAULT_ALIGN_MODELS_"):
+                    tables[name] = ast.literal_eval(node.value)
+    if len(tables) < 2:  # a WhisperX that builds its tables differently
+        from whisperx.alignment import DEFAULT_ALIGN_MODELS_HF, DEFAULT_ALIGN_MODELS_TORCH
+
+        return DEFAULT_ALIGN_MODELS_TORCH, DEFAULT_ALIGN_MODELS_HF
+    return tables["DEFAULT_ALIGN_MODELS_TORCH"], tables["DEFAULT_ALIGN_MODELS_HF"]
 
 
 class AlignStage(ChecksTranscriptInputs, Stage):

@@ -5,7 +5,7 @@ runs one attempt on 60 s of audio with a 20-segment transcript, with empty model
 the stage finds no aligner and keeps the recogniser's timings. Reported: the process's wall
 time, the import and the attempt apart, and whether PyTorch was imported. Before the
 aligner's name was read from WhisperX's source the attempt imported PyTorch and WhisperX's
-alignment module to learn that nothing was there (6.2 s on an idle 2-core machine).
+alignment module to learn that nothing was there (5.8 s on an idle 2-core machine).
 Run: `.venv/bin/python bench/bench_idle_stage.py`.
 """
 

@@ -158,7 +158,7 @@ def secrets_mount(plan: AttemptPlan) -> Iterator[list[Mount]]:
 
 
 def hardening(plan: AttemptPlan) -> dict[str, Any]:
-    resources = plan.spec.resources
+    resources = plan.resources
     uid = os.getuid()
     return {
         "user": f"{uid}:{os.getgid()}" if uid != 0 else NOBODY,
@@ -203,7 +203,7 @@ def _outcome(container: Any, plan: AttemptPlan, code: int, image: str, out_dir: 
     container.reload()
     if container.attrs["State"].get("OOMKilled"):
         raise TransientStageError(f"{plan.stage}: out of memory in its container (limit "
-                                  f"{plan.spec.resources.memory_mb} MB)")
+                                  f"{plan.resources.memory_mb} MB)")
     if code == 0 and (out_dir / "result.json").is_file():
         result = json.loads((out_dir / "result.json").read_text())
         files = scratch / "files"

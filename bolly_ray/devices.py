@@ -9,13 +9,6 @@ become cuda inside a worker when PyTorch sees a CUDA device.
 from __future__ import annotations
 
 from bolly_ray.hardware import HardwareProfile
-from bolly_ray.spec import Resources
-
-
-def device_resources(device: str, gpus_available: float, on_gpu: Resources,
-                     on_cpu: Resources) -> Resources:
-    """What one attempt needs with this device setting where `gpus_available` GPUs exist."""
-    return on_cpu if device == "cpu" or (device == "auto" and gpus_available < 1) else on_gpu
 
 
 def fitted_device(device: str, profile: HardwareProfile) -> str:

@@ -24,7 +24,13 @@ from bolly_ray.lock import JobLock
 from bolly_ray.manifest import JobStatus, Manifest, StageRecord, StageStatus, now_iso
 from bolly_ray.registry import Registry
 from bolly_ray.secrets import Secrets
-from bolly_ray.spec import SOURCE_ARTIFACT, OptionalStageSettings, StageSettings, StageSpec
+from bolly_ray.spec import (
+    SOURCE_ARTIFACT,
+    OptionalStageSettings,
+    Resources,
+    StageSettings,
+    StageSpec,
+)
 from bolly_ray.store import JobDir, write_atomic
 
 log = logging.getLogger(__name__)
@@ -58,6 +64,9 @@ class AttemptPlan:
     job_folder: str = ""
     """Which job folder the attempt works for (`folder_id`): job ids repeat across output
     roots, so leftovers are told apart by this."""
+    resources: Resources = field(default_factory=Resources)
+    """What the attempt reserves, resolved once from its settings where it is planned:
+    the Ray reservation and the container's limits both read this."""
 
 
 @dataclass
@@ -198,7 +207,10 @@ class JobSession:
         spec = self.pipeline.specs[stage]
         return [a for a in spec.inputs if self._input_path(a) is None]
 
-    def plan(self, stage: str, runtime: str | None = None) -> AttemptPlan:
+    def plan(self, stage: str, runtime: str | None = None, gpus_available: float = 0.0
+             ) -> AttemptPlan:
+        """The attempt to make; `gpus_available`: the GPUs where it will run, which decide
+        a GPU-kind stage's resources when its device is auto."""
         spec = self.pipeline.specs[stage]
         inputs = {a: p for a in spec.all_inputs if (p := self._input_path(a)) is not None}
         settings = self.settings(stage)
@@ -209,7 +221,8 @@ class JobSession:
             model_id=self.registry[stage].model_id(settings), runtime=runtime,
             inputs={a: self._input_hash(a) for a in inputs})
         return AttemptPlan(self.job.id, stage, spec, settings, inputs, facts, key,
-                           Secrets.from_env().only(spec.secrets), folder_id(self.dir.root))
+                           Secrets.from_env().only(spec.secrets), folder_id(self.dir.root),
+                           self.registry[stage].resources(settings, gpus_available))
 
     def is_cached(self, plan: AttemptPlan) -> bool:
         if plan.stage in self._forced:

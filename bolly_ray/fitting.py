@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bolly_ray.hardware import HardwareProfile
-from bolly_ray.spec import ComputeKind, Stage, StageSettings
+from bolly_ray.spec import ComputeKind, GpuStageSettings, Stage, StageSettings
 
 Chosen = dict[str, Any]
 """What a fit changed (`<stage>.<setting>`: value) and `why`; empty when it changed nothing."""
@@ -92,7 +92,7 @@ def fit(stage: Stage, settings: StageSettings, host: Host) -> tuple[StageSetting
     """The settings fitted to `host`, validated again, and what was chosen and why."""
     fitted = type(settings).model_validate(
         stage.fit_settings(settings, host.profile).model_dump())
-    if host.unseen_gpus and getattr(settings, "device", None) == "auto":
+    if host.unseen_gpus and isinstance(settings, GpuStageSettings) and settings.device == "auto":
         # the rest is fitted to what the node has; the device stays auto so the pool still
         # goes where the cluster declares GPUs, and the actor there picks its device at load
         fitted = fitted.model_copy(update={"device": "auto"})

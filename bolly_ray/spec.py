@@ -4,8 +4,11 @@ A stage is a class with a frozen `StageSpec` (artifact names in and out, resourc
 kind, locality, failure policy) and a `run(ctx)` method that reads the input files named in
 `ctx.inputs`, writes its outputs into `ctx.out_dir` and returns their file names. GPU stages
 also implement `load_model(settings)`; the executor calls it once per worker and hands the
-model back on every run. Stages never learn whether they run in-process, in a Ray task, in
-an actor or in a container.
+model back on every run. `Stage[S]` is generic over its settings model, so every hook is
+typed with the stage's own settings; GPU-kind stages take `GpuStageSettings` (the `device`
+setting) and declare `cpu_resources`, and one rule here says which of the two an attempt
+needs. Stages never learn whether they run in-process, in a Ray task, in an actor or in a
+container.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -54,11 +57,28 @@ class OptionalStageSettings(StageSettings):
                            "run (its model is missing, it fails) instead of going on without it")
 
 
+class GpuStageSettings(StageSettings):
+    """Settings of a GPU-kind stage: where it runs, and so what it reserves."""
+
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        default="auto", description="auto: a GPU where the host has one, else the CPU")
+
+
 @dataclass(frozen=True)
 class Resources:
     cpus: float = 1.0
     gpus: float = 0.0
     memory_mb: int = 1024
+
+
+Settings = TypeVar("Settings", bound=StageSettings)
+
+
+def device_resources(device: str, gpus_available: float, on_gpu: Resources,
+                     on_cpu: Resources) -> Resources:
+    """What one attempt needs with this device setting where `gpus_available` GPUs exist:
+    `cpu`, or `auto` where no whole GPU exists, means the CPU."""
+    return on_cpu if device == "cpu" or (device == "auto" and gpus_available < 1) else on_gpu
 
 
 @dataclass(frozen=True)
@@ -87,7 +107,9 @@ class StageSpec:
     exports: Mapping[str, str] = field(default_factory=dict)
     resources: Resources = Resources()
     compute: ComputeKind = ComputeKind.CPU
-    image: str | None = None
+    cpu_resources: Resources | None = None
+    """What an attempt of a GPU-kind stage needs when it runs on the CPU (device=cpu, or
+    auto where no whole GPU exists); None: the same as on a GPU."""
     locality: Locality = Locality.ANY
     image_requirements: tuple[str, ...] = ()
     """pip requirements its container image needs beyond bolly-ray's own."""
@@ -120,11 +142,11 @@ class StageSpec:
 
 
 @dataclass(frozen=True)
-class StageContext:
+class StageContext(Generic[Settings]):
     """Everything one attempt of a stage may see."""
 
     stage: str
-    settings: StageSettings
+    settings: Settings
     inputs: Mapping[str, Path]
     out_dir: Path
     job: Mapping[str, Any]
@@ -149,21 +171,25 @@ class StageResult:
     metrics: dict[str, float] = field(default_factory=dict)
 
 
-class Stage:
-    """Base class of every stage implementation."""
+class Stage(Generic[Settings]):
+    """Base class of every stage implementation, generic over its settings model."""
 
     spec: ClassVar[StageSpec]
 
-    def model_id(self, settings: StageSettings) -> str | None:
+    def model_id(self, settings: Settings) -> str | None:
         """Identity of the model this run uses (name and revision), part of the cache key."""
         return None
 
-    def resources(self, settings: StageSettings, gpus_available: float = 0.0) -> Resources:
+    def resources(self, settings: Settings, gpus_available: float = 0.0) -> Resources:
         """What one attempt needs with these settings, where `gpus_available` GPUs exist
-        (a GPU stage set to CPU, or set to auto where there is no GPU, needs none)."""
-        return self.spec.resources
+        (a GPU stage set to CPU, or set to auto where no whole GPU exists, needs its
+        `cpu_resources`). Asked once per attempt, by the executor that plans it."""
+        cpu = self.spec.cpu_resources
+        if cpu is None or not isinstance(settings, GpuStageSettings):
+            return self.spec.resources
+        return device_resources(settings.device, gpus_available, self.spec.resources, cpu)
 
-    def not_needed(self, settings: StageSettings, job: Mapping[str, Any]) -> str | None:
+    def not_needed(self, settings: Settings, job: Mapping[str, Any]) -> str | None:
         """Why this job has nothing for the stage to do (it is then skipped), or None.
         `job` holds the job fields the stage declares."""
         return None
@@ -173,41 +199,41 @@ class Stage:
         before any stage of any job starts, so a bad file is refused under its own name."""
         return None
 
-    def missing_models(self, settings: StageSettings) -> list[str]:
+    def missing_models(self, settings: Settings) -> list[str]:
         """Models these settings need that this machine lacks, one line each with the
         command that fetches them; checked before any stage of any job starts."""
         return []
 
-    def needs_models(self, settings: StageSettings, job: Mapping[str, Any]) -> bool:
+    def needs_models(self, settings: Settings, job: Mapping[str, Any]) -> bool:
         """Whether this job needs the models `missing_models` checks (translate does not
         when every target is a transliteration of the source, hi -> hi-Latn)."""
         return True
 
-    def pull_models(self, settings: StageSettings, job: Mapping[str, Any]) -> list[str]:
+    def pull_models(self, settings: Settings, job: Mapping[str, Any]) -> list[str]:
         """Download what `missing_models` would report into the shared model cache (HF_HOME);
         returns one line per model fetched. `job` holds the job fields (e.g. its language)."""
         return []
 
-    def model_folders(self, settings: StageSettings) -> list[Path]:
+    def model_folders(self, settings: Settings) -> list[Path]:
         """Folders on this machine its model is read from (a local model folder, the model
         caches); a stage container gets them mounted read-only at the same paths."""
         return []
 
-    def settings_here(self, settings: StageSettings) -> StageSettings:
+    def settings_here(self, settings: Settings) -> Settings:
         """The settings as this machine resolves them, for a process that cannot resolve
         them itself (a stage container): e.g. a model a package ships, named, becomes its
         folder. The cache key still comes from the settings as written."""
         return settings
 
-    def fit_settings(self, settings: StageSettings, profile: HardwareProfile) -> StageSettings:
+    def fit_settings(self, settings: Settings, profile: HardwareProfile) -> Settings:
         """The settings with their `auto` values chosen for the hardware that will run the
         stage (`profile`: this machine, or on a cluster the nodes that will host it). The
         executor asks once per run, before the cache key is made; the default keeps all."""
         return settings
 
-    def load_model(self, settings: StageSettings) -> Any:
+    def load_model(self, settings: Settings) -> Any:
         """Load what a GPU stage keeps warm across jobs; CPU stages load nothing."""
         return None
 
-    def run(self, ctx: StageContext, model: Any = None) -> StageResult:
+    def run(self, ctx: StageContext[Settings], model: Any = None) -> StageResult:
         raise NotImplementedError

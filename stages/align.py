@@ -22,17 +22,17 @@ from typing import Any, Literal
 from pydantic import Field
 
 from bolly_ray.audio import SAMPLE_RATE, read_wav, wav_samples
-from bolly_ray.devices import device_resources, torch_device
+from bolly_ray.devices import torch_device
 from bolly_ray.errors import StageError
 from bolly_ray.model_cache import folders_for, hub_cache, torch_home
 from bolly_ray.modules import installed
 from bolly_ray.spec import (
     ComputeKind,
+    GpuStageSettings,
     Resources,
     Stage,
     StageContext,
     StageResult,
-    StageSettings,
     StageSpec,
 )
 from bolly_ray.transcript import (
@@ -47,11 +47,10 @@ from bolly_ray.transcript import (
 log = logging.getLogger(__name__)
 
 
-class AlignSettings(StageSettings):
+class AlignSettings(GpuStageSettings):
     model: str | None = Field(default=None, description="wav2vec2 model (torchaudio bundle, "
                               "Hugging Face name or local folder); default: WhisperX's choice "
                               "for the language")
-    device: Literal["auto", "cpu", "cuda"] = "auto"
     required: bool = Field(default=False, description="Fail in preflight when the wav2vec2 "
                            "model is missing, instead of keeping the recogniser's timings")
 
@@ -148,25 +147,21 @@ def whisperx_default_aligners() -> tuple[dict[str, str], dict[str, str]]:
     return tables["DEFAULT_ALIGN_MODELS_TORCH"], tables["DEFAULT_ALIGN_MODELS_HF"]
 
 
-class AlignStage(ChecksTranscriptInputs, Stage):
+class AlignStage(ChecksTranscriptInputs, Stage[AlignSettings]):
     spec = StageSpec(
         name="align", inputs=("raw_transcript", "audio"), outputs=("aligned_transcript",),
         settings_model=AlignSettings, job_fields=("source_language",),
         compute=ComputeKind.GPU, resources=Resources(cpus=1, gpus=0.5, memory_mb=3072),
+        cpu_resources=Resources(cpus=1, gpus=0, memory_mb=3072),
         optional_requirements=("whisperx>=3.8",), timeout_s=3 * 3600, version="1")
 
-    def resources(self, settings: AlignSettings,  # type: ignore[override]
-                  gpus_available: float = 0.0) -> Resources:
-        return device_resources(settings.device, gpus_available, self.spec.resources,
-                                Resources(cpus=1, gpus=0, memory_mb=3072))
-
-    def model_id(self, settings: AlignSettings) -> str:  # type: ignore[override]
+    def model_id(self, settings: AlignSettings) -> str:
         return f"wav2vec2:{settings.model or 'whisperx-default'}:{settings.device}"
 
-    def model_folders(self, settings: AlignSettings) -> list[Path]:  # type: ignore[override]
+    def model_folders(self, settings: AlignSettings) -> list[Path]:
         return folders_for(settings.model, hub_cache(), torch_home())
 
-    def missing_models(self, settings: AlignSettings) -> list[str]:  # type: ignore[override]
+    def missing_models(self, settings: AlignSettings) -> list[str]:
         if not settings.required:
             return []
         if not installed("whisperx"):
@@ -174,7 +169,7 @@ class AlignStage(ChecksTranscriptInputs, Stage):
                     "pip install 'bolly-ray[ml]'"]
         return []  # the model is per language; a required one that fails to load fails the run
 
-    def pull_models(self, settings: AlignSettings,  # type: ignore[override]
+    def pull_models(self, settings: AlignSettings,
                     job: Mapping[str, Any]) -> list[str]:
         language = job.get("source_language")
         if not language or not installed("whisperx"):
@@ -187,12 +182,11 @@ class AlignStage(ChecksTranscriptInputs, Stage):
         whisperx.load_align_model(language, "cpu", model_name=name)
         return [f"align: wav2vec2 {name} for {language!r}"]
 
-    def load_model(self, settings: AlignSettings) -> Aligners:  # type: ignore[override]
+    def load_model(self, settings: AlignSettings) -> Aligners:
         return Aligners(settings)
 
-    def run(self, ctx: StageContext, model: Any = None) -> StageResult:
+    def run(self, ctx: StageContext[AlignSettings], model: Any = None) -> StageResult:
         settings = ctx.settings
-        assert isinstance(settings, AlignSettings)
         aligners = model if model is not None else Aligners(settings)
         transcript = read_transcript(ctx.inputs["raw_transcript"])
         try:

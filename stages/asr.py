@@ -30,7 +30,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from bolly_ray.audio import SAMPLE_RATE, read_wav_span, wav_samples
-from bolly_ray.devices import device_resources, fitted_device
+from bolly_ray.devices import fitted_device
 from bolly_ray.errors import UsageError
 from bolly_ray.gpu_memory import with_batch_halving
 from bolly_ray.hardware import HardwareProfile, detect_profile
@@ -38,11 +38,11 @@ from bolly_ray.model_cache import folders_for, hub_cache
 from bolly_ray.modules import installed
 from bolly_ray.spec import (
     ComputeKind,
+    GpuStageSettings,
     Resources,
     Stage,
     StageContext,
     StageResult,
-    StageSettings,
     StageSpec,
 )
 from bolly_ray.stages.glossary import Glossary
@@ -71,7 +71,7 @@ LANGUAGE_WINDOW_S = 30.0  # without VAD regions, languages are told apart window
 FITTED = ("backend", "model", "device", "compute_type", "batch_size")  # auto, fitted per run
 
 
-class AsrSettings(StageSettings):
+class AsrSettings(GpuStageSettings):
     backend: Literal["auto", "faster-whisper", "whisperx"] = Field(
         default="faster-whisper", description="auto: whisperx on a GPU when it is installed, "
         "else faster-whisper")
@@ -88,8 +88,6 @@ class AsrSettings(StageSettings):
     candidate_languages: list[str] = Field(
         default_factory=list, description="With auto or mixed: only these languages are "
         "considered, e.g. [hi, en] for Hinglish (Whisper often calls Hindi Urdu); empty: all")
-    device: Literal["auto", "cpu", "cuda"] = Field(
-        default="auto", description="auto: cuda when the hardware that runs asr has a GPU")
     compute_type: str = Field(default="auto",
                               description="CTranslate2 compute type (auto: float16 on GPU, "
                               "int8 on CPU)")
@@ -330,41 +328,37 @@ def split_rule(settings: AsrSettings) -> tuple[float, float]:
     return (WINDOW_S if settings.batch_size > 1 else math.inf), OVERLAP_S
 
 
-class AsrStage(Stage):
+class AsrStage(Stage[AsrSettings]):
     spec = StageSpec(
         name="asr", inputs=("audio",), optional_inputs=("speech", "glossary"),
         outputs=("raw_transcript",),
         settings_model=AsrSettings, job_fields=("source_language",),
         compute=ComputeKind.GPU, resources=Resources(cpus=1, gpus=1, memory_mb=4096),
+        cpu_resources=Resources(cpus=2, gpus=0, memory_mb=4096),
         image_requirements=("faster-whisper>=1.1", "threadpoolctl>=3"),
         # CTranslate2 4.x runs on CUDA 12 with cuDNN 9; it finds them on the loader's path
         gpu_image_requirements=("nvidia-cublas-cu12>=12.4,<13", "nvidia-cudnn-cu12>=9,<10"),
         cuda_library_dirs=("nvidia/cublas/lib", "nvidia/cudnn/lib"),
         timeout_s=6 * 3600, version="4")
 
-    def resources(self, settings: AsrSettings,  # type: ignore[override]
-                  gpus_available: float = 0.0) -> Resources:
-        return device_resources(settings.device, gpus_available, self.spec.resources,
-                                Resources(cpus=2, gpus=0, memory_mb=4096))
-
-    def fit_settings(self, settings: AsrSettings,  # type: ignore[override]
+    def fit_settings(self, settings: AsrSettings,
                      profile: HardwareProfile) -> AsrSettings:
         return fit_asr(settings, profile)
 
-    def model_id(self, settings: AsrSettings) -> str:  # type: ignore[override]
+    def model_id(self, settings: AsrSettings) -> str:
         source = model_source(settings.model)
         if Path(source).is_dir():
             config = (Path(source) / "config.json").read_bytes()
             source = f"{source}#{hashlib.sha256(config).hexdigest()[:12]}"
         return f"{settings.backend}:{source}:{settings.device}:{settings.compute_type}"
 
-    def model_folders(self, settings: AsrSettings) -> list[Path]:  # type: ignore[override]
+    def model_folders(self, settings: AsrSettings) -> list[Path]:
         return folders_for(model_source(settings.model), hub_cache())
 
-    def settings_here(self, settings: AsrSettings) -> AsrSettings:  # type: ignore[override]
+    def settings_here(self, settings: AsrSettings) -> AsrSettings:
         return settings.model_copy(update={"model": model_source(settings.model)})
 
-    def missing_models(self, settings: AsrSettings) -> list[str]:  # type: ignore[override]
+    def missing_models(self, settings: AsrSettings) -> list[str]:
         missing = []
         if settings.backend == "whisperx" and not installed("whisperx"):
             missing.append("asr: backend whisperx needs the ml extra: "
@@ -385,7 +379,7 @@ class AsrStage(Stage):
                            "a local CTranslate2 folder")
         return missing
 
-    def pull_models(self, settings: AsrSettings,  # type: ignore[override]
+    def pull_models(self, settings: AsrSettings,
                     job: Mapping[str, Any]) -> list[str]:
         source = model_source(settings.model)
         if Path(source).is_dir():
@@ -394,12 +388,11 @@ class AsrStage(Stage):
 
         return [f"asr: Whisper {source}: {download_model(source)}"]
 
-    def load_model(self, settings: AsrSettings) -> Any:  # type: ignore[override]
+    def load_model(self, settings: AsrSettings) -> Any:
         return load_whisper(settings)
 
-    def run(self, ctx: StageContext, model: Any = None) -> StageResult:
+    def run(self, ctx: StageContext[AsrSettings], model: Any = None) -> StageResult:
         settings = ctx.settings
-        assert isinstance(settings, AsrSettings)
         settings = fitted_here(settings)
         backend = model if model is not None else load_whisper(settings)
         audio_s = wav_samples(ctx.inputs["audio"]) / SAMPLE_RATE

@@ -78,7 +78,7 @@ def wav_duration(path: Path) -> float:
         return w.getnframes() / w.getframerate()
 
 
-class DemuxStage(Stage):
+class DemuxStage(Stage[DemuxSettings]):
     spec = StageSpec(
         name="demux", inputs=(SOURCE_ARTIFACT,), outputs=("audio", "media_info"),
         settings_model=DemuxSettings, job_fields=("source_language",),
@@ -86,9 +86,8 @@ class DemuxStage(Stage):
         image_tools=("ffmpeg",),
         timeout_s=3 * 3600, version="1")
 
-    def run(self, ctx: StageContext, model: object = None) -> StageResult:
+    def run(self, ctx: StageContext[DemuxSettings], model: object = None) -> StageResult:
         settings = ctx.settings
-        assert isinstance(settings, DemuxSettings)
         source = ctx.inputs[SOURCE_ARTIFACT]
         info = probe(source, timeout_s=min(60.0, ctx.remaining_s()))
         stream = choose_stream(info, settings, ctx.job.get("source_language"))

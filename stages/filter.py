@@ -52,15 +52,14 @@ class FilterSettings(StageSettings):
     outro_phrases: list[str] = Field(default_factory=lambda: list(OUTRO_PHRASES))
 
 
-class FilterStage(ChecksTranscriptInputs, Stage):
+class FilterStage(ChecksTranscriptInputs, Stage[FilterSettings]):
     spec = StageSpec(
         name="filter", inputs=("speaker_transcript",), optional_inputs=("speech",),
         outputs=("filtered_transcript", "hallucinations"), settings_model=FilterSettings,
         resources=Resources(cpus=1, memory_mb=512), version="2")
 
-    def run(self, ctx: StageContext, model: Any = None) -> StageResult:
+    def run(self, ctx: StageContext[FilterSettings], model: Any = None) -> StageResult:
         settings = ctx.settings
-        assert isinstance(settings, FilterSettings)
         transcript = read_transcript(ctx.inputs["speaker_transcript"])
         speech = read_speech(ctx.inputs.get("speech"))
         kept, removed = filter_segments(transcript.segments, speech, settings)

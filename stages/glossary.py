@@ -65,16 +65,15 @@ class GlossarySettings(StageSettings):
     max_cast: int = Field(default=30, ge=0, le=500, description="Actors taken, by billing")
 
 
-class GlossaryStage(Stage):
+class GlossaryStage(Stage[GlossarySettings]):
     spec = StageSpec(
         name="glossary", inputs=(),
         optional_inputs=("film_metadata", "film_glossary", "global_glossary"),
         outputs=("glossary",), settings_model=GlossarySettings,
         resources=Resources(cpus=0.25, memory_mb=256), version="1")
 
-    def run(self, ctx: StageContext, model: Any = None) -> StageResult:
+    def run(self, ctx: StageContext[GlossarySettings], model: Any = None) -> StageResult:
         settings = ctx.settings
-        assert isinstance(settings, GlossarySettings)
         terms: list[Term] = []
         for artifact, source in (("film_glossary", "film"), ("global_glossary", "global")):
             if artifact in ctx.inputs:

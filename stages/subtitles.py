@@ -94,7 +94,7 @@ class SubtitleSettings(StageSettings):
             lyric_marker=self.lyric_marker)
 
 
-class SubtitlesStage(ChecksTranscriptInputs, Stage):
+class SubtitlesStage(ChecksTranscriptInputs, Stage[SubtitleSettings]):
     spec = StageSpec(
         name="subtitles",
         inputs=("transcript",),
@@ -107,9 +107,8 @@ class SubtitlesStage(ChecksTranscriptInputs, Stage):
         version="2",  # 2: reading speed a hard limit, dialogue cues
     )
 
-    def run(self, ctx: StageContext, model: Any = None) -> StageResult:
+    def run(self, ctx: StageContext[SubtitleSettings], model: Any = None) -> StageResult:
         settings = ctx.settings
-        assert isinstance(settings, SubtitleSettings)
         transcript = read_transcript(ctx.inputs["transcript"])
         language = transcript_language(transcript, ctx.job.get("source_language"))
         versions = [(language, transcript), *translated(ctx.inputs.get("translations"))]

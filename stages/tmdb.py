@@ -45,22 +45,21 @@ class TmdbSettings(OptionalStageSettings):
                              "attempts; doubles each time (429s wait their Retry-After)")
 
 
-class TmdbStage(Stage):
+class TmdbStage(Stage[TmdbSettings]):
     spec = StageSpec(
         name="tmdb", inputs=(), outputs=("film_metadata",), settings_model=TmdbSettings,
         job_fields=("title", "year", "media_name"), secrets=SECRETS, needs_network=True,
         critical=False, resources=Resources(cpus=0.25, memory_mb=256),
         image_requirements=("requests>=2", "guessit>=3"), timeout_s=300, version="1")
 
-    def missing_models(self, settings: TmdbSettings) -> list[str]:  # type: ignore[override]
+    def missing_models(self, settings: TmdbSettings) -> list[str]:
         if Secrets.from_env().only(SECRETS).reveal():
             return []
         return ["tmdb: no TMDB_READ_TOKEN or TMDB_API_KEY in the environment (the film's "
                 "cast cannot be looked up)"]
 
-    def run(self, ctx: StageContext, model: Any = None) -> StageResult:
+    def run(self, ctx: StageContext[TmdbSettings], model: Any = None) -> StageResult:
         settings = ctx.settings
-        assert isinstance(settings, TmdbSettings)
         client = TmdbClient(settings.api_base, ctx.secrets, settings.cache_dir.expanduser(),
                             settings.cache_days * 86400, settings.max_attempts,
                             settings.backoff_s)

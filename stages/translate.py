@@ -22,13 +22,13 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from bolly_ray.devices import device_resources
 from bolly_ray.gpu_memory import with_batch_halving
 from bolly_ray.languages import same_tag, transliterated_from
 from bolly_ray.model_cache import folders_for, hub_cache
 from bolly_ray.modules import installed
 from bolly_ray.spec import (
     ComputeKind,
+    GpuStageSettings,
     OptionalStageSettings,
     Resources,
     Stage,
@@ -45,11 +45,10 @@ from bolly_ray.transcript import ChecksTranscriptInputs, Transcript, read_transc
 OUTPUT_DIR = "translations"
 
 
-class TranslateSettings(OptionalStageSettings):
+class TranslateSettings(OptionalStageSettings, GpuStageSettings):
     backend: Literal["nllb", "indictrans2"] = "nllb"
     model: str = Field(default="facebook/nllb-200-distilled-600M",
                        description="Hugging Face name or local folder of the model")
-    device: Literal["auto", "cpu", "cuda"] = "auto"
     batch_size: int = Field(default=16, ge=1, le=512, description="Halved on GPU OOM")
     num_beams: int = Field(default=4, ge=1, le=16)
     max_new_tokens: int = Field(default=200, ge=8, le=1024)
@@ -60,42 +59,38 @@ class TranslateSettings(OptionalStageSettings):
                                            "639-1 -> FLORES-200 codes (e.g. hi: hin_Deva)")
 
 
-class TranslateStage(ChecksTranscriptInputs, Stage):
+class TranslateStage(ChecksTranscriptInputs, Stage[TranslateSettings]):
     spec = StageSpec(
         name="translate", inputs=("transcript",), optional_inputs=("glossary",),
         outputs=("translations",), settings_model=TranslateSettings,
         job_fields=("source_language", "target_languages"), compute=ComputeKind.GPU,
         critical=False, resources=Resources(cpus=1, gpus=0.5, memory_mb=6144),
+        cpu_resources=Resources(cpus=2, gpus=0, memory_mb=6144),
         image_requirements=("aksharamukha>=2.3,<3",),
         optional_requirements=("transformers>=4.40", "torch>=2.1"),
         timeout_s=3 * 3600, version="2")
 
-    def resources(self, settings: TranslateSettings,  # type: ignore[override]
-                  gpus_available: float = 0.0) -> Resources:
-        return device_resources(settings.device, gpus_available, self.spec.resources,
-                                Resources(cpus=2, gpus=0, memory_mb=6144))
-
-    def model_id(self, settings: TranslateSettings) -> str:  # type: ignore[override]
+    def model_id(self, settings: TranslateSettings) -> str:
         path = Path(settings.model).expanduser()
         return f"{settings.backend}:{path.resolve() if path.is_dir() else settings.model}:" \
                f"{settings.device}"
 
-    def not_needed(self, settings: TranslateSettings,  # type: ignore[override]
+    def not_needed(self, settings: TranslateSettings,
                    job: Mapping[str, Any]) -> str | None:
         if targets_for(job.get("source_language") or "", job.get("target_languages") or []):
             return None
         return (f"nothing to translate: no target language differs from the source "
                 f"({job.get('source_language')})")
 
-    def needs_models(self, settings: TranslateSettings,  # type: ignore[override]
+    def needs_models(self, settings: TranslateSettings,
                      job: Mapping[str, Any]) -> bool:
         return bool(model_targets(job.get("source_language") or "",
                                   job.get("target_languages") or []))
 
-    def model_folders(self, settings: TranslateSettings) -> list[Path]:  # type: ignore[override]
+    def model_folders(self, settings: TranslateSettings) -> list[Path]:
         return folders_for(settings.model, hub_cache())
 
-    def missing_models(self, settings: TranslateSettings) -> list[str]:  # type: ignore[override]
+    def missing_models(self, settings: TranslateSettings) -> list[str]:
         if not installed("transformers"):
             return ["translate: transformers is not installed: pip install 'bolly-ray[ml]'"]
         if Path(settings.model).expanduser().is_dir():
@@ -107,7 +102,7 @@ class TranslateStage(ChecksTranscriptInputs, Stage):
         return [f"translate: model {settings.model!r} is not in the local model cache: run "
                 "`bolly-ray models pull JOB.json`, or set translate.model to a local folder"]
 
-    def pull_models(self, settings: TranslateSettings,  # type: ignore[override]
+    def pull_models(self, settings: TranslateSettings,
                     job: Mapping[str, Any]) -> list[str]:
         if Path(settings.model).expanduser().is_dir() or not self.needs_models(settings, job):
             return []
@@ -115,12 +110,11 @@ class TranslateStage(ChecksTranscriptInputs, Stage):
 
         return [f"translate: {settings.model}: {snapshot_download(settings.model)}"]
 
-    def load_model(self, settings: TranslateSettings) -> LazyTranslator:  # type: ignore[override]
+    def load_model(self, settings: TranslateSettings) -> LazyTranslator:
         return LazyTranslator(settings.backend, settings.model, settings.device)
 
-    def run(self, ctx: StageContext, model: Any = None) -> StageResult:
+    def run(self, ctx: StageContext[TranslateSettings], model: Any = None) -> StageResult:
         settings = ctx.settings
-        assert isinstance(settings, TranslateSettings)
         transcript = read_transcript(ctx.inputs["transcript"])
         source = transcript.language or ctx.job.get("source_language") or ""
         targets = targets_for(source, ctx.job.get("target_languages") or [])

@@ -268,25 +268,24 @@ def merge(regions: list[Region], gap: float) -> list[Region]:
     return merged
 
 
-class VadStage(Stage):
+class VadStage(Stage[VadSettings]):
     spec = StageSpec(
         name="vad", inputs=("audio",), outputs=("speech",), settings_model=VadSettings,
         resources=Resources(cpus=1, memory_mb=1024), critical=False,
         image_requirements=("faster-whisper>=1.1",), version="3")
 
-    def model_id(self, settings: VadSettings) -> str:  # type: ignore[override]
+    def model_id(self, settings: VadSettings) -> str:
         model = silero_model_name(backend(settings))
         if settings.second_pass == "pyannote":
             return f"{model} + pyannote {settings.pyannote_model or 'whisperx-bundled'}"
         return model
 
-    def missing_models(self, settings: VadSettings) -> list[str]:  # type: ignore[override]
+    def missing_models(self, settings: VadSettings) -> list[str]:
         problem = silero_vad_problem() if settings.model == "silero-vad" else None
         return [problem] if problem else []
 
-    def run(self, ctx: StageContext, model: object = None) -> StageResult:
+    def run(self, ctx: StageContext[VadSettings], model: object = None) -> StageResult:
         settings = ctx.settings
-        assert isinstance(settings, VadSettings)
         chosen = backend(settings)  # recorded in the output: the package that really ran
         length_s = wav_samples(ctx.inputs["audio"]) / SAMPLE_RATE
         audio_s = round(length_s, 3)

@@ -74,8 +74,7 @@ def test_a_library_whose_parent_package_is_missing_is_simply_not_installed() -> 
 
 
 def test_one_rule_decides_whether_a_gpu_kind_stage_needs_a_gpu() -> None:
-    from bolly_ray.devices import device_resources
-    from bolly_ray.spec import Resources
+    from bolly_ray.spec import Resources, device_resources
 
     gpu, cpu = Resources(cpus=1, gpus=1), Resources(cpus=2)
     assert device_resources("cpu", 4, gpu, cpu) is cpu

@@ -210,6 +210,10 @@ class Executor(ABC):
     def _save_trace(self, sessions: list[JobSession]) -> None:  # noqa: B027 - optional hook
         """Leave the backend's own timeline of the run in each job's logs, if it keeps one."""
 
+    def _gpus_available(self) -> float:
+        """GPUs where attempts run: they decide what a GPU-kind stage set to auto reserves."""
+        return 0.0
+
     def _can_submit(self) -> bool:
         """Whether the backend takes another attempt now (Ray queues; local runs one)."""
         return True
@@ -304,7 +308,7 @@ class Executor(ABC):
             session.mark_failed(stage, message)
             self._emit(job_id, stage, StageStatus.FAILED, message=message)
             return message
-        plan = session.plan(stage, runtime=self._runtime(stage))
+        plan = session.plan(stage, self._runtime(stage), self._gpus_available())
         if session.is_cached(plan):
             session.mark_cached(stage)
             self._emit(job_id, stage, StageStatus.CACHED)

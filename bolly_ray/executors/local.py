@@ -35,6 +35,9 @@ class LocalExecutor(Executor):
         self._done.append((handle, result))
         return handle
 
+    def _gpus_available(self) -> float:
+        return self._gpus
+
     def _can_submit(self) -> bool:
         return not self._done  # one attempt at a time, published before the next starts
 
@@ -45,7 +48,7 @@ class LocalExecutor(Executor):
     def _attempt(self, plan: AttemptPlan, scratch: Path) -> AttemptOutcome:
         stage = self.registry[plan.stage]
         if self.containers is not None and plan.stage in self.containers.images:
-            wants_gpu = stage.resources(plan.settings, self._gpus).gpus > 0
+            wants_gpu = plan.resources.gpus > 0
             return self.containers(stage, plan, scratch, local_gpus() if wants_gpu else ())
         if plan.spec.compute != ComputeKind.GPU:
             return run_attempt(stage, plan, scratch, runner="local")

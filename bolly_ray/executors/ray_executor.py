@@ -129,6 +129,9 @@ class RayExecutor(Executor):
             if need.fresh and not self._runtime(key[0]):
                 self._pools[key] = self._new_pool(key, need)
 
+    def _gpus_available(self) -> float:
+        return float(self._cluster.get("GPU", 0.0))
+
     def _save_trace(self, sessions: list[JobSession]) -> None:
         state_log = logging.getLogger("ray._private.state")  # warns of a future change each call
         level = state_log.level
@@ -239,7 +242,7 @@ class RayExecutor(Executor):
         return _Pool(actors, Counter())
 
     def _task_options(self, stage: Stage, plan: AttemptPlan) -> dict[str, Any]:
-        resources = stage.resources(plan.settings, self._cluster.get("GPU", 0.0))
+        resources = plan.resources
         options: dict[str, Any] = {"num_cpus": resources.cpus, "num_gpus": resources.gpus,
                                    "memory": resources.memory_mb * MIB,
                                    "scheduling_strategy": "SPREAD"}

@@ -31,23 +31,23 @@ class GpuCopySettings(StageSettings):
     pause_s: float = Field(default=0.0, ge=0)
 
 
-class GpuCopyStage(Stage):
+class GpuCopyStage(Stage[GpuCopySettings]):
     spec = StageSpec(name="gpucopy", inputs=("audio",), outputs=("audio_gpu",),
                      settings_model=GpuCopySettings, compute=ComputeKind.GPU,
                      resources=Resources(cpus=1, gpus=1), version="1")
 
-    def resources(self, settings: GpuCopySettings,  # type: ignore[override]
+    def resources(self, settings: GpuCopySettings,
                   gpus_available: float = 0.0) -> Resources:
         return Resources(cpus=1, gpus=0) if settings.device == "cpu" else self.spec.resources
 
-    def model_id(self, settings: GpuCopySettings) -> str:  # type: ignore[override]
+    def model_id(self, settings: GpuCopySettings) -> str:
         return "copy-model@1"
 
-    def load_model(self, settings: GpuCopySettings) -> str:  # type: ignore[override]
+    def load_model(self, settings: GpuCopySettings) -> str:
         return f"loaded in pid {os.getpid()}"
 
-    def run(self, ctx: StageContext, model: object = None) -> StageResult:
-        time.sleep(ctx.settings.pause_s)  # type: ignore[attr-defined]
+    def run(self, ctx: StageContext[GpuCopySettings], model: object = None) -> StageResult:
+        time.sleep(ctx.settings.pause_s)
         out = ctx.out_dir / "gpu.wav"
         out.write_bytes(ctx.inputs["audio"].read_bytes())
         return StageResult(outputs={"audio_gpu": "gpu.wav"},

@@ -16,12 +16,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bolly_ray.driver import AttemptOutcome, AttemptPlan
 from bolly_ray.errors import StageTimeoutError
 from bolly_ray.spec import Stage, StageContext, StageResult
+from bolly_ray.wire import AttemptOutcome, AttemptPlan
 
 
-def run_attempt(stage: Stage, plan: AttemptPlan, scratch: Path, model: Any = None,
+def run_attempt(stage: Stage[Any], plan: AttemptPlan, scratch: Path, model: Any = None,
                 runner: str = "local") -> AttemptOutcome:
     timeout = plan.spec.timeout_s
     ctx = StageContext(stage=plan.stage, settings=plan.settings, inputs=dict(plan.inputs),
@@ -34,7 +34,7 @@ def run_attempt(stage: Stage, plan: AttemptPlan, scratch: Path, model: Any = Non
                           metrics=dict(result.metrics), runner=runner)
 
 
-def _run_with_timeout(stage: Stage, ctx: StageContext, model: Any, timeout: float
+def _run_with_timeout(stage: Stage[Any], ctx: StageContext[Any], model: Any, timeout: float
                       ) -> StageResult:
     box: dict[str, Any] = {}
 
@@ -53,4 +53,5 @@ def _run_with_timeout(stage: Stage, ctx: StageContext, model: Any, timeout: floa
         raise StageTimeoutError(f"{ctx.stage}: ran past its timeout of {timeout:g} s")
     if "error" in box:
         raise box["error"]
-    return box["result"]
+    result: StageResult = box["result"]
+    return result

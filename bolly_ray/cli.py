@@ -15,7 +15,7 @@ import logging
 import os
 import shlex
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
@@ -50,6 +50,11 @@ SetOption = Annotated[list[str] | None, typer.Option(
 def say(message: str, style: str | None = None) -> None:
     """A message for people, on stderr; never parsed as markup (paths may hold brackets)."""
     err_console.print(message, style=style, markup=False, highlight=False, soft_wrap=True)
+
+
+def _say_each(lines: Iterable[str]) -> None:
+    for line in lines:
+        say(line)
 
 
 def fail(message: str, code: int) -> NoReturn:
@@ -180,14 +185,15 @@ def run(
     quiet: QuietOption = False,
 ) -> None:
     """Run one or more jobs."""
-    from bolly_ray.runner import run_jobs
+    from bolly_ray.runner import RunOptions, run_jobs
 
     if quiet:
         _only_errors()
+    options = _guard(lambda: RunOptions.from_cli(
+        only, overrides=tuple(set_ or ()), start=from_, force=force, executor=executor,
+        address=address, cpu_stages=cpu_stages, gpu_stages=gpu_stages, offline=offline))
     with _progress(progress, quiet or as_json) as observers:
-        outcomes = _guard_quietly(lambda: run_jobs(
-            jobs, _registry(), set_ or [], only, from_, force, observers, executor=executor,
-            address=address, cpu_stages=cpu_stages, offline=offline, gpu_stages=gpu_stages))
+        outcomes = _guard_quietly(lambda: run_jobs(jobs, _registry(), options, observers))
     failed = [o for o in outcomes if o.status != "succeeded"]
     if as_json:
         typer.echo(json.dumps({"jobs": [_outcome_json(o) for o in outcomes]}))
@@ -291,27 +297,18 @@ def images_build(
     if mode == "node":
         _images_build_node(gpu, tuple(extra), base_image or ffmpeg_base_image, dry_run)
         return
-    if mode not in ("native", "cpu", "full"):
+    if not images.is_mode(mode):
         fail(f"--mode {mode}: expected native, cpu, full or node", 2)
     if gpu or extra:
         fail("--gpu and --extra go with --mode node", 2)
     plans = _guard(lambda: images.plan_images(_registry(), mode, stage, base_image,
-                                              ffmpeg_base_image))  # type: ignore[arg-type]
+                                              ffmpeg_base_image))
     client = _docker_or_none() if dry_run else _guard(_docker)
+    built = _guard(lambda: images.build_all(client, plans, WHEEL_CACHE, say, dry_run))
     table = Table(title=f"stage images ({mode}{', dry run' if dry_run else ''})")
     for column in ("image", "stage", "base", "CUDA", "size"):
         table.add_column(column)
-    WHEEL_CACHE.mkdir(parents=True, exist_ok=True)
-    own_wheel = None if dry_run else _guard(lambda: images.bolly_ray_wheel(WHEEL_CACHE))
-    for plan in plans:
-        if dry_run:
-            size = f"~{images.estimated_size_mb(client, plan, WHEEL_CACHE):.0f} MB (estimate)"
-        else:
-            wheels = _guard(lambda p=plan: [own_wheel, *images.wheels_for(
-                p.requirements, WHEEL_CACHE, p.model_packages)])
-            _, size_bytes = _guard(lambda p=plan, w=wheels: images.build_image(
-                client, p, w, lambda m: say(m)))
-            size = f"{size_bytes / 1e6:.0f} MB"
+    for plan, size in built:
         table.add_row(plan.tag, plan.stage, plan.base_image, "yes" if plan.cuda else "", size)
     Console().print(table)
 
@@ -363,7 +360,7 @@ def voices_learn(
     (prepare --voice-bank) start with those names."""
     from bolly_ray.voice_library import learn_voices
 
-    _guard(lambda: [say(line) for line in learn_voices(folders, bank)])
+    _guard(lambda: _say_each(learn_voices(folders, bank)))
 
 
 models_app = typer.Typer(no_args_is_help=True, help="Fetch models into the local cache.")
@@ -379,7 +376,7 @@ def models_pull(
     from bolly_ray.models import pull
 
     registry = _registry()
-    _guard(lambda: [say(line) for line in pull(targets, registry)])
+    _guard(lambda: _say_each(pull(targets, registry)))
 
 
 @app.command()

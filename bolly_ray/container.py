@@ -23,13 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import docker.errors
+from docker.client import DockerClient, from_env
 from docker.types import DeviceRequest, Mount
 from requests.exceptions import ConnectionError as RequestsConnectionError
 from requests.exceptions import ReadTimeout
 
-import docker
 from bolly_ray import errors
-from bolly_ray.driver import AttemptOutcome, AttemptPlan
 from bolly_ray.errors import (
     StageError,
     StageTimeoutError,
@@ -39,6 +38,7 @@ from bolly_ray.errors import (
 )
 from bolly_ray.model_cache import cache_environment
 from bolly_ray.spec import Stage
+from bolly_ray.wire import AttemptOutcome, AttemptPlan
 
 LABEL = "bolly-ray"
 SECRETS_FILE = "/run/bolly-ray/secrets.json"
@@ -51,7 +51,7 @@ GpuGrant = Sequence[str] | None
 
 
 @dataclass(frozen=True)
-class ContainerRunner:
+class StageContainers:
     """How stages run in docker mode: stage -> image id, and whether to keep containers."""
 
     images: dict[str, str]
@@ -64,9 +64,9 @@ class ContainerRunner:
                                 stage.model_folders(plan.settings), keep=self.keep)
 
 
-def docker_client() -> docker.DockerClient:
+def docker_client() -> DockerClient:
     try:
-        client = docker.from_env()
+        client = from_env()
         client.ping()
     except (docker.errors.DockerException, RequestsConnectionError) as err:
         raise UsageError(f"cannot reach the Docker engine ({err.__class__.__name__}): start "
@@ -79,7 +79,7 @@ def labels_for(plan: AttemptPlan, attempt_dir: Path) -> dict[str, str]:
             f"{LABEL}.attempt": attempt_dir.name, f"{LABEL}.job-folder": plan.job_folder}
 
 
-def reap(client: docker.DockerClient, job_folders: set[str]) -> int:
+def reap(client: DockerClient, job_folders: set[str]) -> int:
     """Remove containers that earlier runs of these job folders (`folder_id`) left behind;
     returns how many. Another folder's job with the same id (another output root, another
     user's run on this engine) is left alone."""

@@ -14,10 +14,10 @@ import time
 from pathlib import Path
 
 from bolly_ray.attempt import run_attempt
-from bolly_ray.driver import AttemptPlan
 from bolly_ray.errors import BollyRayError
 from bolly_ray.registry import default_registry
 from bolly_ray.secrets import Secrets
+from bolly_ray.wire import AttemptPlan
 
 OUT = Path("/out")
 

@@ -16,7 +16,6 @@ import os
 import tempfile
 from pathlib import Path
 
-from bolly_ray.driver import Selection
 from bolly_ray.errors import UsageError
 from bolly_ray.events import Observers
 from bolly_ray.executors import JobOutcome
@@ -26,11 +25,12 @@ from bolly_ray.media import ffmpeg_input, run_tool
 from bolly_ray.modules import installed
 from bolly_ray.prepare import prepare_job
 from bolly_ray.registry import Registry
-from bolly_ray.runner import make_executor
+from bolly_ray.runner import RunOptions, make_executor
 from bolly_ray.stages.packaged_models import package_folder, packaged_model
 from bolly_ray.store import write_atomic
 from bolly_ray.synth import make_speech_wav
 from bolly_ray.transcript import Segment, Transcript, Word
+from bolly_ray.wire import Selection
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +147,7 @@ def _run(job_file: Path, media: Path, fields: dict[str, object], overrides: list
          ) -> JobOutcome:
     job = prepare_job(media, registry, fields, overrides)
     write_atomic(job_file, job_json_for_disk(job))
-    chosen = make_executor([job], registry, observers or Observers(), executor)
+    options = RunOptions.from_cli(executor=executor)
+    chosen = make_executor([job], registry, observers or Observers(), options)
     [outcome] = chosen.run([job], Selection())
     return outcome

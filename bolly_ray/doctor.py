@@ -16,27 +16,17 @@ import platform
 import shutil
 import sys
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
-
-from packaging.requirements import Requirement
+from dataclasses import asdict
 
 from bolly_ray.errors import BollyRayError, UsageError
 from bolly_ray.hardware import detect_gpus
+from bolly_ray.libraries import Check, distribution, library_checks
 from bolly_ray.ray_auth import NothingListensError, TokenWantedError
 from bolly_ray.registry import Registry
 from bolly_ray.spec import ComputeKind
 
 RAY_VERSION = "2.60.0"
 MODES = ("native", "docker", "cluster")
-
-
-@dataclass(frozen=True)
-class Check:
-    mode: str
-    name: str
-    ok: bool
-    detail: str
-    fix: str = ""
 
 
 def native_checks(registry: Registry) -> list[Check]:
@@ -46,39 +36,9 @@ def native_checks(registry: Registry) -> list[Check]:
         found = shutil.which(tool)
         checks.append(Check("native", tool, found is not None, found or "not on PATH",
                             "apt-get install ffmpeg"))
-    checks.append(_distribution("native", "ray", RAY_VERSION))
-    checks += [check for _, _, check in _library_checks(registry, registry)]
+    checks.append(distribution("native", "ray", RAY_VERSION))
+    checks += [check for _, _, check in library_checks(registry, registry)]
     return [*checks, _torch()]
-
-
-def missing_libraries(registry: Registry, stages: Iterable[str]) -> list[str]:
-    """One line per library a natively run stage needs and this Python lacks, with the fix."""
-    return [f"{name} needs {requirement} ({check.detail}): {check.fix}"
-            for name, requirement, check in _library_checks(registry, stages) if not check.ok]
-
-
-def _library_checks(registry: Registry, stages: Iterable[str]
-                    ) -> list[tuple[str, str, Check]]:
-    """(stage, requirement, check) for every Python library these stages declare."""
-    found = []
-    for name in sorted(set(stages)):
-        for requirement in registry[name].spec.image_requirements:
-            check = _distribution("native", Requirement(requirement).name)
-            found.append((name, requirement, Check(
-                "native", f"{name}: {check.name}", check.ok, check.detail,
-                f"pip install '{requirement}'")))
-    return found
-
-
-def _distribution(mode: str, name: str, exact: str | None = None) -> Check:
-    try:
-        version = importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return Check(mode, name, False, "not installed", f"pip install '{name}'")
-    if exact and version != exact:
-        return Check(mode, name, False, f"{version}, expected {exact}",
-                     f"pip install '{name}=={exact}'")
-    return Check(mode, name, True, version)
 
 
 def _torch() -> Check:

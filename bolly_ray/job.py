@@ -16,9 +16,10 @@ import glob
 import json
 import re
 from collections.abc import Iterable, Mapping
+from enum import StrEnum
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -59,19 +60,36 @@ Name = Annotated[str, AfterValidator(_name), Field(json_schema_extra={"pattern":
 SafePath = Annotated[Path, AfterValidator(_path)]
 
 
+class ExecutorKind(StrEnum):
+    """What drives the stages: a Ray cluster, or this process alone."""
+
+    RAY = "ray"
+    LOCAL = "local"
+
+
+class RunnerKind(StrEnum):
+    """What an attempt of a stage runs in: the worker itself, or a stage container."""
+
+    NATIVE = "native"
+    DOCKER = "docker"
+
+
 class ExecutionSettings(BaseModel):
     """How the job runs."""
 
     model_config = ConfigDict(extra="forbid")
 
-    executor: Literal["ray", "local"] = Field(
-        default="ray", description="ray: a Ray cluster (embedded when no address is given); "
+    executor: ExecutorKind = Field(
+        default=ExecutorKind.RAY,
+        description="ray: a Ray cluster (embedded when no address is given); "
         "local: every stage in this process, one after another")
-    cpu_stages: Literal["native", "docker"] = Field(
-        default="native", description="native: CPU stages run in Ray workers (or in-process); "
+    cpu_stages: RunnerKind = Field(
+        default=RunnerKind.NATIVE,
+        description="native: CPU stages run in Ray workers (or in-process); "
         "docker: each CPU stage runs in its own hardened container")
-    gpu_stages: Literal["native", "docker"] = Field(
-        default="native", description="native: GPU stages run as Ray actors that keep their "
+    gpu_stages: RunnerKind = Field(
+        default=RunnerKind.NATIVE,
+        description="native: GPU stages run as Ray actors that keep their "
         "models loaded across jobs; docker: each attempt runs in its stage's GPU image "
         "(`images build --mode full`) with the GPUs it was granted, loading its model anew")
     address: str | None = Field(
@@ -106,6 +124,9 @@ class JobBase(BaseModel):
         description="Artifacts you provide instead of a stage (e.g. transcript: my.json)",
     )
     execution: ExecutionSettings = Field(default_factory=ExecutionSettings)
+    if TYPE_CHECKING:  # the field `job_model` adds, one settings model per registered stage
+        @property
+        def stages(self) -> BaseModel: ...
 
     @field_validator("target_languages")
     @classmethod
@@ -136,7 +157,8 @@ class JobBase(BaseModel):
                    for i, p in enumerate(self.execution.shared_paths)}}
 
     def stage_settings(self, stage: str) -> BaseModel:
-        return getattr(self.stages, stage)  # type: ignore[attr-defined]
+        settings: BaseModel = getattr(self.stages, stage)
+        return settings
 
     def resolved(self, base: Path) -> JobBase:
         """A copy whose relative paths are anchored at `base` (the job file's folder)."""

@@ -35,24 +35,40 @@ def working_for(job_id: str) -> Iterator[None]:
         CURRENT_JOB.reset(token)
 
 
+def open_job_log(job_id: str, path: Path) -> logging.Handler:
+    """A debug-level file handler on the `bolly_ray` logger for one job's records."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter(FORMAT))
+    handler.addFilter(_JobFilter(job_id))
+    logging.getLogger("bolly_ray").addHandler(handler)
+    return handler
+
+
+def close_job_log(handler: logging.Handler) -> None:
+    logging.getLogger("bolly_ray").removeHandler(handler)
+    handler.close()
+
+
 @contextmanager
-def job_logs(files: Sequence[tuple[str, Path]]) -> Iterator[None]:
-    """Attach a debug-level file handler per (job id, log file) to the `bolly_ray` logger."""
+def debug_records() -> Iterator[None]:
+    """The `bolly_ray` logger passes debug records on (to the job logs) while it lasts."""
     logger = logging.getLogger("bolly_ray")
-    handlers = []
-    for job_id, path in files:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(path, encoding="utf-8")
-        handler.setFormatter(logging.Formatter(FORMAT))
-        handler.addFilter(_JobFilter(job_id))
-        logger.addHandler(handler)
-        handlers.append(handler)
     previous = logger.level
     logger.setLevel(logging.DEBUG)
     try:
         yield
     finally:
         logger.setLevel(previous)
+
+
+@contextmanager
+def job_logs(files: Sequence[tuple[str, Path]]) -> Iterator[None]:
+    """Attach a debug-level file handler per (job id, log file) to the `bolly_ray` logger."""
+    handlers = [open_job_log(job_id, path) for job_id, path in files]
+    try:
+        with debug_records():
+            yield
+    finally:
         for handler in handlers:
-            logger.removeHandler(handler)
-            handler.close()
+            close_job_log(handler)

@@ -70,7 +70,7 @@ def script_name(tag: str) -> str | None:
     """The script a tag's script subtag names ("hi-Latn" -> "Latin"), or None."""
     subtag = next((p for p in tag.split("-")[1:] if len(p) == 4 and p.isalpha()), None)
     script = pycountry.scripts.get(alpha_4=subtag.title()) if subtag else None
-    return script.name.split(" (")[0] if script is not None else None  # type: ignore[attr-defined]
+    return script.name.split(" (")[0] if script is not None else None
 
 
 def track_title(tag: str | None) -> str:

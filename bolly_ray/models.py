@@ -10,6 +10,7 @@ setting left `auto` (asr.model) is fitted to this machine, as a run here would f
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 from bolly_ray.driver import job_facts
@@ -28,7 +29,7 @@ def pull(targets: list[str], registry: Registry) -> Iterator[str]:
         if target.endswith(".json") or Path(target).is_file():
             fetches = _job_fetches(Path(target), registry)
         else:
-            fetches = [(f"Whisper model {target!r}", lambda t=target: _whisper(t))]
+            fetches = [(f"Whisper model {target!r}", partial(_whisper, target))]
         for what, call in fetches:
             try:
                 yield from call()
@@ -43,12 +44,12 @@ def _job_fetches(path: Path, registry: Registry) -> list[tuple[str, Callable[[],
     job = load_job(path, registry.specs)
     facts = job_facts(job)
     profile = profile_here(job.out_root)
-    fetches = []
+    fetches: list[tuple[str, Callable[[], list[str]]]] = []
     for name, stage in registry.items():
-        settings = stage.fit_settings(job.stage_settings(name), profile)  # type: ignore[arg-type]
+        settings = stage.fit_settings(job.stage_settings(name), profile)
         if not (isinstance(settings, OptionalStageSettings) and not settings.enabled):
             fetches.append((f"{name} models for {path.name}",
-                            lambda s=stage, v=settings: s.pull_models(v, facts)))
+                            partial(stage.pull_models, settings, facts)))
     return fetches
 
 

@@ -110,7 +110,7 @@ def probe(address: str) -> None:
 
 def _check_token(address: str) -> None:
     import ray.exceptions
-    from ray._raylet import GcsClient
+    from ray._raylet import GcsClient  # type: ignore[attr-defined]  # _raylet.pyi omits it
 
     try:
         GcsClient(address=address)

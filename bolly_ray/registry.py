@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
+from typing import Any
 
 from bolly_ray.errors import UsageError
 from bolly_ray.spec import Stage, StageSettings, StageSpec
@@ -22,12 +23,12 @@ ARTIFACT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 
 @dataclass(frozen=True)
-class Registry(Mapping[str, Stage]):
+class Registry(Mapping[str, Stage[Any]]):
     """Stage name -> stage implementation (an instance, stateless)."""
 
-    stages: Mapping[str, Stage]
+    stages: Mapping[str, Stage[Any]]
 
-    def __getitem__(self, name: str) -> Stage:
+    def __getitem__(self, name: str) -> Stage[Any]:
         return self.stages[name]
 
     def __iter__(self) -> Iterator[str]:
@@ -66,10 +67,10 @@ def spec_problems(stage: object, expected_name: str | None = None) -> list[str]:
     return problems
 
 
-def build_registry(stage_classes: Iterable[type[Stage]]) -> Registry:
+def build_registry(stage_classes: Iterable[type[Stage[Any]]]) -> Registry:
     """A registry from stage classes; duplicates and malformed specs are all reported."""
     problems: list[str] = []
-    stages: dict[str, Stage] = {}
+    stages: dict[str, Stage[Any]] = {}
     for cls in stage_classes:
         found = spec_problems(cls)
         if found:
@@ -84,8 +85,8 @@ def build_registry(stage_classes: Iterable[type[Stage]]) -> Registry:
     return Registry(stages)
 
 
-def load_plugins(eps: Iterable[EntryPoint] | None = None) -> list[type[Stage]]:
-    found: list[type[Stage]] = []
+def load_plugins(eps: Iterable[EntryPoint] | None = None) -> list[type[Stage[Any]]]:
+    found: list[type[Stage[Any]]] = []
     problems: list[str] = []
     for ep in entry_points(group=ENTRY_POINT_GROUP) if eps is None else eps:
         try:

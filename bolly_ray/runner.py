@@ -1,7 +1,8 @@
 """Running jobs from job files: load them all, pick the executor, attach observers.
 
-Every job file is read and validated before anything runs, and all their problems are
-reported together.
+What the command line asked (`RunOptions`) is validated once, here at the boundary, into
+the typed choices the executors take. Every job file is read and validated before anything
+runs, and all their problems are reported together.
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bolly_ray.driver import Selection
+from pydantic import BaseModel, ConfigDict, ValidationError
+
 from bolly_ray.errors import BollyRayError, UsageError
 from bolly_ray.events import Observers
 from bolly_ray.executors import Executor, JobOutcome, LocalExecutor
-from bolly_ray.job import JobBase, load_job
+from bolly_ray.job import ExecutorKind, JobBase, RunnerKind, load_job
 from bolly_ray.registry import Registry
+from bolly_ray.wire import Selection
 
 
 def load_jobs(paths: Sequence[Path], registry: Registry, overrides: Sequence[str]
@@ -39,43 +42,72 @@ def load_jobs(paths: Sequence[Path], registry: Registry, overrides: Sequence[str
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 
 
-def run_jobs(paths: Sequence[Path], registry: Registry, overrides: Sequence[str],
-             only: str | None, start: str | None, force: bool, observers: Observers | None = None,
-             executor: str | None = None, address: str | None = None,
-             cpu_stages: str | None = None, offline: bool = False,
-             gpu_stages: str | None = None) -> list[JobOutcome]:
-    jobs = load_jobs(paths, registry, overrides)
-    selection = Selection(tuple((only or "").split(",")) if only else (), start, force)
-    chosen = make_executor(jobs, registry, observers or Observers(), executor, address,
-                           cpu_stages, offline, gpu_stages)
-    return chosen.run(jobs, selection)
+class RunOptions(BaseModel):
+    """What a run was asked on the command line; unset choices come from the job files."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    overrides: tuple[str, ...] = ()
+    only: tuple[str, ...] = ()
+    start: str | None = None
+    force: bool = False
+    executor: ExecutorKind | None = None
+    address: str | None = None
+    cpu_stages: RunnerKind | None = None
+    gpu_stages: RunnerKind | None = None
+    offline: bool = False
+
+    @classmethod
+    def from_cli(cls, only: str | None = None, **given: Any) -> RunOptions:
+        """The options from the command line's strings; a bad choice is a usage error."""
+        stages = tuple(only.split(",")) if only else ()
+        try:
+            return cls(only=stages, **{k: v for k, v in given.items() if v is not None})
+        except ValidationError as err:
+            raise UsageError("\n".join(map(unknown_choice, err.errors()))) from None
+
+    @property
+    def selection(self) -> Selection:
+        return Selection(self.only, self.start, self.force)
+
+
+CHOICES = {"executor": ExecutorKind, "cpu_stages": RunnerKind, "gpu_stages": RunnerKind}
+
+
+def unknown_choice(error: Any) -> str:
+    option = str(error["loc"][0])
+    kinds = CHOICES.get(option)
+    if kinds is None:
+        return f"--{option.replace('_', '-')}: {error['msg']}"
+    return (f"unknown --{option.replace('_', '-')} {error['input']!r} "
+            f"({' or '.join(kind.value for kind in kinds)})")
+
+
+def run_jobs(paths: Sequence[Path], registry: Registry, options: RunOptions,
+             observers: Observers | None = None) -> list[JobOutcome]:
+    jobs = load_jobs(paths, registry, options.overrides)
+    chosen = make_executor(jobs, registry, observers or Observers(), options)
+    return chosen.run(jobs, options.selection)
 
 
 def make_executor(jobs: Sequence[JobBase], registry: Registry, observers: Observers,
-                  kind: str | None = None, address: str | None = None,
-                  cpu_stages: str | None = None, offline: bool = False,
-                  gpu_stages: str | None = None) -> Executor:
+                  options: RunOptions | None = None) -> Executor:
     """The executor the jobs ask for; command-line choices win over the job files."""
-    chosen = _shared(jobs, "executor", kind)
-    where = _shared(jobs, "address", address)
-    runners = {"cpu_stages": _shared(jobs, "cpu_stages", cpu_stages),
-               "gpu_stages": _shared(jobs, "gpu_stages", gpu_stages)}
-    worker_env = OFFLINE_ENV if _shared(jobs, "offline", offline or None) else {}
+    given = options or RunOptions()
+    chosen = _shared(jobs, "executor", given.executor)
+    runners = {"cpu_stages": _shared(jobs, "cpu_stages", given.cpu_stages),
+               "gpu_stages": _shared(jobs, "gpu_stages", given.gpu_stages)}
+    worker_env = OFFLINE_ENV if _shared(jobs, "offline", given.offline or None) else {}
     os.environ.update(worker_env)  # before any hub library reads it
-    for option, value in runners.items():
-        if value not in ("native", "docker"):
-            raise UsageError(f"unknown --{option.replace('_', '-')} {value!r} "
-                             "(native or docker)")
-    if chosen == "local":
+    if chosen == ExecutorKind.LOCAL:
         return LocalExecutor(registry, observers, **runners)
-    if chosen != "ray":
-        raise UsageError(f"unknown executor {chosen!r} (ray or local)")
     from bolly_ray.executors.ray_executor import RayExecutor
 
-    return RayExecutor(registry, observers, address=where, worker_env=worker_env, **runners)
+    return RayExecutor(registry, observers, address=_shared(jobs, "address", given.address),
+                       worker_env=worker_env, **runners)
 
 
-def _shared(jobs: Sequence[JobBase], field: str, override: str | None) -> Any:
+def _shared(jobs: Sequence[JobBase], field: str, override: str | bool | None) -> Any:
     """One execution setting for the whole run: the command line's, or the jobs' common one."""
     if override:
         return override

@@ -28,7 +28,8 @@ class Secrets(BaseModel):
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Secrets:
         env = os.environ if environ is None else environ
-        return cls(**{field: env[var] for field, var in ENVIRONMENT.items() if env.get(var)})
+        return cls.model_validate({field: env[var] for field, var in ENVIRONMENT.items()
+                                  if env.get(var)})
 
     def only(self, names: Iterable[str]) -> Secrets:
         """These secrets and no others (what one stage declared)."""

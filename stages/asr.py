@@ -264,7 +264,11 @@ def shifted(segment: Segment, offset: float) -> Segment:
 
 def heard(segments: Sequence[Segment]) -> list[Region]:
     """The stretches with a word in them (segments, where there are no word timings)."""
-    return sorted((w.start, w.end) for s in segments for w in (s.words or [s]))
+    return sorted(region for s in segments for region in timings(s))
+
+
+def timings(segment: Segment) -> list[Region]:
+    return [(w.start, w.end) for w in segment.words] or [(segment.start, segment.end)]
 
 
 def pauses(segments: Sequence[Segment], lo: float, hi: float) -> list[Region]:
@@ -325,7 +329,14 @@ def split_rule(settings: AsrSettings) -> tuple[float, float]:
     """
     if settings.backend == "whisperx":
         return math.inf, 0.0
-    return (WINDOW_S if settings.batch_size > 1 else math.inf), OVERLAP_S
+    return (WINDOW_S if fitted_batch(settings) > 1 else math.inf), OVERLAP_S
+
+
+def fitted_batch(settings: AsrSettings) -> int:
+    """The batch size: a number once fitted, and every run fits its settings first."""
+    if settings.batch_size == "auto":
+        raise RuntimeError("asr: batch_size=auto reached decoding unfitted (fit_asr fits it)")
+    return settings.batch_size
 
 
 class AsrStage(Stage[AsrSettings]):
@@ -472,7 +483,7 @@ def transcribe_plan(backend: FasterWhisper | WhisperX, wav: Path, plan: Language
     """The segments of every run (in time order, each labelled with its language where it
     was identified), the transcript's language, the batch size that fitted, the spans."""
     piece_s, overlap_s = split_rule(settings)
-    segments, batch, count, heard = [], settings.batch_size, 0, []
+    segments, batch, count, heard = [], fitted_batch(settings), 0, []
     for language, regions in plan.runs:
         spans = [] if regions == [] else plan_spans(regions, audio_s, piece_s, SPAN_S,
                                                     overlap_s)
@@ -500,7 +511,7 @@ def transcribe_spans(backend: FasterWhisper | WhisperX, wav: Path, spans: Sequen
     """Each span read from the WAV and decoded in turn; the segments (stitched), the
     language (the first span's, when it was not given) and the batch size that fitted.
     No spans (VAD heard nobody): nothing to transcribe, nothing to hallucinate."""
-    decoded, batch = [], settings.batch_size
+    decoded, batch = [], fitted_batch(settings)
     for span in spans:
         audio = read_wav_span(wav, span.start, span.end)
         clips = [(s - span.start, e - span.start) for s, e in span.clips] if span.vad else None

@@ -100,8 +100,8 @@ def gather(transcript: Transcript, characters: dict[str, str] | None) -> list[Ev
         if characters is None or answer is None or answer.speaker in (None, segment.speaker):
             continue
         for pattern in CALLS:
-            match = pattern.search(segment.text)
-            name = name_in(match.group(1), characters) if match else None
+            called = pattern.search(segment.text)
+            name = name_in(called.group(1), characters) if called else None
             if name:
                 evidence.append(Evidence(answer.speaker, name, "answers when called",
                                          index + 1, answer.text))

@@ -75,7 +75,9 @@ class GlossaryStage(Stage[GlossarySettings]):
     def run(self, ctx: StageContext[GlossarySettings], model: Any = None) -> StageResult:
         settings = ctx.settings
         terms: list[Term] = []
-        for artifact, source in (("film_glossary", "film"), ("global_glossary", "global")):
+        own: tuple[tuple[str, Source], ...] = (("film_glossary", "film"),
+                                               ("global_glossary", "global"))
+        for artifact, source in own:
             if artifact in ctx.inputs:
                 terms += read_tsv(ctx.inputs[artifact].read_text(encoding="utf-8"), source,
                                   str(ctx.inputs[artifact]))

@@ -86,7 +86,10 @@ class PackagedDiarizer:
         checkpoint = segmentation_checkpoint()
         if checkpoint is None:
             raise FileNotFoundError("segmentation-3.0 checkpoint")
-        self.segmentation = Model.from_pretrained(str(checkpoint))
+        segmentation = Model.from_pretrained(str(checkpoint))
+        if segmentation is None:  # from_pretrained answers None only for a hub download
+            raise FileNotFoundError(f"segmentation-3.0 checkpoint {checkpoint}")
+        self.segmentation = segmentation
         self.device, self.threshold, self.chunk = device, threshold, chunk
         self.encoder = VoiceEncoder(device, verbose=False)
         self.segmentation_batch_size = 32
@@ -121,10 +124,10 @@ class PackagedDiarizer:
             if len(audio) < MIN_HEARD_S * SAMPLE_RATE:
                 continue
             local = self.local_speakers(audio)
-            vectors, owners, sure = self.embeddings(audio, local)
+            vectors, owners, alone = self.embeddings(audio, local)
             found.append(Stretch(start, local, owners))
             embeddings.append(vectors)
-            reliable += sure
+            reliable += alone
         vectors = np.concatenate(embeddings) if embeddings else np.zeros((0, EMBEDDING_SIZE))
         sure = np.array(reliable, dtype=bool)
         labels = cluster_all(vectors, sure, self.threshold, min_speakers, max_speakers,
@@ -132,12 +135,19 @@ class PackagedDiarizer:
         return replace(reconstruct(found, labels, self.segmentation.receptive_field),
                        voices=speaker_voices(vectors, labels, sure))
 
+    def window_s(self) -> float:
+        """The segmentation model's window; a model of one task has one specification."""
+        specifications = self.segmentation.specifications
+        if isinstance(specifications, tuple):
+            raise TypeError("segmentation model of several tasks: one was expected")
+        return specifications.duration
+
     def local_speakers(self, audio: np.ndarray) -> Any:
         """Per window, per frame, the activity of each of its three local speakers."""
         import torch
         from pyannote.audio import Inference
 
-        duration = self.segmentation.specifications.duration
+        duration = self.window_s()
         inference = Inference(self.segmentation, duration=duration, step=0.1 * duration,
                               skip_aggregation=True, batch_size=self.segmentation_batch_size,
                               device=torch.device(self.device))
@@ -152,7 +162,7 @@ class PackagedDiarizer:
         import numpy as np
 
         windows, frames, speakers = local.data.shape
-        size = round(self.segmentation.specifications.duration * SAMPLE_RATE)
+        size = round(self.window_s() * SAMPLE_RATE)
         step_s = size / SAMPLE_RATE / frames
         found, owners, reliable = [], [], []
         for w in range(windows):
@@ -234,7 +244,8 @@ def chunked_tree(embeddings: np.ndarray, threshold: float, chunk: int
     from scipy.cluster.hierarchy import fcluster, linkage
 
     unit = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
-    members, means = np.zeros(len(unit), dtype=int), []
+    members = np.zeros(len(unit), dtype=int)
+    means: list[np.ndarray] = []
     for start in range(0, len(unit), chunk):
         part = unit[start:start + chunk]
         local = (fcluster(linkage(part, method="average", metric="cosine"), threshold,

@@ -561,7 +561,7 @@ def _reading_s(lines: Sequence[str], rules: LayoutRules) -> float:
 def _to_cue(item: _Draft | _Dialogue, rules: LayoutRules) -> Cue:
     if isinstance(item, _Dialogue):
         first, then = item.first, item.then
-        lines = (_dialogue_line(first, rules), _dialogue_line(then, rules))
+        lines: tuple[str, ...] = (_dialogue_line(first, rules), _dialogue_line(then, rules))
         return Cue(first.start, max(first.end, then.end), lines,
                    speakers=(first.speaker, then.speaker))
     words = _words(item, rules)

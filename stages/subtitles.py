@@ -25,6 +25,7 @@ from bolly_ray.stages.subtitle_layout import Cue, LayoutRules, SpeakerLabels, bu
 from bolly_ray.transcript import ChecksTranscriptInputs, Transcript, read_transcript
 
 SubtitleFormat = Literal["srt", "vtt", "ass"]
+ALL_FORMATS: tuple[SubtitleFormat, ...] = ("srt", "vtt", "ass")
 OUTPUT_DIR = "subtitles"
 PLAY_RES = (1920, 1080)
 LANGUAGE_CODE = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})?")  # as in the job file
@@ -58,7 +59,7 @@ class SubtitleSettings(StageSettings):
         description="Mark set around sung lines; empty for none")
     italic_lyrics: bool = Field(default=True, description="Show sung lines in italics (SRT, ASS)")
     formats: list[SubtitleFormat] = Field(
-        default_factory=lambda: ["srt", "vtt", "ass"], min_length=1,
+        default_factory=lambda: list(ALL_FORMATS), min_length=1,
         description="Files to write")
     font_name: str = Field(default="Arial", min_length=1, description="ASS font")
     font_size: int = Field(default=48, ge=8, le=200, description="ASS font size at 1080 lines")

@@ -218,17 +218,24 @@ def translate_transcript(transcript: Transcript, target: str, translator: Any,
         masked = [protection.mask(segments[i].text) for i in indices]
         source_code = flores_code(source, settings.language_codes)
         target_code = flores_code(target, settings.language_codes)
-        texts, _ = with_batch_halving(
-            lambda size, masked=masked, source_code=source_code, target_code=target_code:
-            translator.translate([m[0] for m in masked], source_code, target_code, size,
-                                 settings.num_beams, settings.max_new_tokens),
-            settings.batch_size, what="translate")
+        texts = _translate_texts(translator, [m[0] for m in masked], source_code, target_code,
+                                 settings)
         for i, (_, found), text in zip(indices, masked, texts, strict=True):
             restored, missing = unmask(text, found)
             lost += missing
             segments[i] = segments[i].model_copy(update={"text": restored, "words": []})
     return transcript.model_copy(update={"language": target, "segments": segments,
                                          "alignment": None}), lost
+
+
+def _translate_texts(translator: Any, texts: list[str], source_code: str, target_code: str,
+                     settings: TranslateSettings) -> list[str]:
+    """The texts translated, in the largest batch that fits the GPU's memory."""
+    translated, _ = with_batch_halving(
+        lambda size: translator.translate(texts, source_code, target_code, size,
+                                          settings.num_beams, settings.max_new_tokens),
+        settings.batch_size, what="translate")
+    return translated
 
 
 def by_language(transcript: Transcript, target: str) -> dict[str, list[int]]:

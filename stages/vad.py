@@ -114,6 +114,8 @@ def pyannote_pipeline(settings: VadSettings) -> Any:
     except Exception as err:  # hub and checkpoint errors come in many types
         raise StageError(f"vad: cannot load pyannote segmentation {checkpoint!r} offline "
                          f"({type(err).__name__})") from None
+    if model is None:  # from_pretrained's answer when the hub gives no checkpoint file
+        raise StageError(f"vad: cannot load pyannote segmentation {checkpoint!r} offline")
     pipeline = VoiceActivityDetection(segmentation=model)
     pipeline.instantiate({"onset": settings.pyannote_onset, "offset": settings.pyannote_onset,
                           "min_duration_on": 0.0, "min_duration_off": 0.0})

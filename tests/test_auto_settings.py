@@ -17,7 +17,6 @@ import pytest
 import ray
 from ray.cluster_utils import Cluster
 
-from bolly_ray.driver import Selection
 from bolly_ray.errors import PreflightError
 from bolly_ray.executors import LocalExecutor
 from bolly_ray.executors.ray_executor import RayExecutor
@@ -29,6 +28,7 @@ from bolly_ray.stages.asr import AsrSettings, AsrStage
 from bolly_ray.stages.diarize import DiarizeSettings, DiarizeStage
 from bolly_ray.stages.packaged_models import packaged_model
 from bolly_ray.synth import make_speech_wav
+from bolly_ray.wire import Selection
 from tests.conftest import read_manifest
 from tests.test_hardware import H200, fake_smi
 

@@ -19,12 +19,12 @@ from pathlib import Path
 import docker.errors
 import pytest
 
-from bolly_ray.driver import folder_id
 from bolly_ray.errors import UsageError
 from bolly_ray.images import image_prefix, image_tag, resolve_images
 from bolly_ray.job import load_job
 from bolly_ray.registry import default_registry
 from bolly_ray.synth import make_speech_wav
+from bolly_ray.wire import folder_id
 from tests.conftest import BOLLY_RAY, bolly, read_manifest
 from tests.tmdb_server import API_KEY, tmdb_server
 

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from bolly_ray.driver import Selection
 from bolly_ray.errors import UsageError
 from bolly_ray.executors import LocalExecutor
+from bolly_ray.executors.preflight import Preflight
 from bolly_ray.job import JobBase, validate_job
 from bolly_ray.registry import build_registry
+from bolly_ray.wire import Selection
 from tests import fakes
 
 
@@ -98,6 +99,17 @@ def test_disabled_optional_stage_is_skipped(tmp_path: Path) -> None:
     _, manifest = run(tmp_path, fakes.fan_out_fan_in(), c={"enabled": False})
     assert statuses(manifest)["c"] == "skipped"
     assert "c" not in fakes.CALLS
+
+
+def test_the_preflight_plans_the_run_with_its_skips_and_starts_nothing(tmp_path: Path) -> None:
+    stages = fakes.fan_out_fan_in()
+    job = make_job(tmp_path, stages, c={"enabled": False})
+    executor = LocalExecutor(build_registry(stages))
+    plan = Preflight(executor.registry, frozenset(), executor._hardware).check(
+        [job], Selection())
+    assert [s.job.id for s in plan.sessions] == ["film-1"]
+    assert plan.skips() == {"film-1": {"c": "disabled in the job settings"}}
+    assert not (tmp_path / "out").exists() and fakes.CALLS == []
 
 
 def test_critical_failure_fails_the_job_and_leaves_the_rest_pending(tmp_path: Path) -> None:

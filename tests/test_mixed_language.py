@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from bolly_ray.driver import Selection
 from bolly_ray.executors import LocalExecutor
 from bolly_ray.job import validate_job
 from bolly_ray.registry import default_registry
@@ -20,6 +19,7 @@ from bolly_ray.stages.spoken_languages import RegionLanguage, best_of, language_
 from bolly_ray.stages.translate import by_language
 from bolly_ray.synth import make_speech_wav
 from bolly_ray.transcript import Segment, Transcript
+from bolly_ray.wire import Selection
 from tests.conftest import assert_one_line_error, bolly, read_manifest, stage_output, words_of
 from tests.models import assemble_base_model
 

@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import ray
 from ray.cluster_utils import Cluster
 
+from bolly_ray.events import JobEvent, Observers, StageEvent
 from bolly_ray.executors.ray_executor import RayExecutor
-from bolly_ray.job import validate_job
+from bolly_ray.job import JobBase, validate_job
 from bolly_ray.registry import build_registry
 from bolly_ray.spec import Locality
 from tests import fakes
@@ -134,3 +136,76 @@ def test_node_labels_in_a_spec_pin_a_cpu_stage_to_matching_nodes(
             for job in jobs_for(tmp_path, stages, 3)]
     outcomes = RayExecutor(build_registry(stages)).run(jobs)
     assert {m["stages"]["pinned"]["node_id"] for m in manifests(outcomes)} == {gpu_node}
+
+
+class Recorder:
+    """Every event, in the order the scheduler emitted them."""
+
+    def __init__(self) -> None:
+        self.events: list[JobEvent | StageEvent] = []
+
+    def on_job(self, event: JobEvent) -> None:
+        self.events.append(event)
+
+    def on_stage(self, event: StageEvent) -> None:
+        self.events.append(event)
+
+    def saw(self, job_id: str, stage: str, status: str) -> bool:
+        return any(isinstance(e, StageEvent) and (e.job_id, e.stage, e.status) ==
+                   (job_id, stage, status) for e in list(self.events))
+
+    def ended(self) -> list[str]:
+        return [e.job_id for e in list(self.events)
+                if isinstance(e, JobEvent) and e.status != "running"]
+
+
+def one_job(tmp_path: Path, stages: list[type], job_id: str, **settings: dict) -> JobBase:
+    media = tmp_path / f"{job_id}.txt"
+    media.write_text("FILM")
+    return validate_job({"id": job_id, "media": str(media), "out_root": str(tmp_path / "out"),
+                         "execution": {"executor": "ray"}, "stages": settings},
+                        [s.spec for s in stages], "test")
+
+
+def wait_until(check: Callable[[], bool], timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_a_job_submitted_while_another_runs_uses_the_warm_actor_and_ends_first(
+        two_nodes: tuple[Cluster, str], tmp_path: Path) -> None:
+    stages, seen = gpu_graph(), Recorder()
+    intake = RayExecutor(build_registry(stages), Observers([seen])).intake()
+    try:
+        intake.submit(one_job(tmp_path, stages, "slow", words={"sleep_s": 4.0}))
+        wait_until(lambda: seen.saw("slow", "words", "running"))
+        assert intake.outcome("slow") is None
+        intake.submit(one_job(tmp_path, stages, "quick"))
+        wait_until(lambda: intake.outcome("quick") is not None)
+        assert seen.ended() == ["quick"]  # the slow one is still in its words stage
+        assert intake.outcome("quick").status == "succeeded"
+    finally:
+        outcomes = intake.close()
+    assert [(o.job_id, o.status) for o in outcomes] == [("slow", "succeeded"),
+                                                        ("quick", "succeeded")]
+    records = [m["stages"] for m in manifests(outcomes)]
+    assert sum(r["asr"]["metrics"]["model_loads"] for r in records) == 1  # kept warm
+
+
+def test_a_cancelled_job_starts_nothing_more_and_ends_failed(
+        two_nodes: tuple[Cluster, str], tmp_path: Path) -> None:
+    stages, seen = gpu_graph(), Recorder()
+    intake = RayExecutor(build_registry(stages), Observers([seen])).intake()
+    try:
+        intake.submit(one_job(tmp_path, stages, "doomed", words={"sleep_s": 2.0}))
+        wait_until(lambda: seen.saw("doomed", "words", "running"))
+        intake.cancel("doomed")
+    finally:
+        [outcome] = intake.close()
+    assert (outcome.status, outcome.error, outcome.failed_stage) == ("failed", "cancelled", None)
+    [manifest] = manifests([outcome])
+    assert manifest["stages"]["words"]["status"] == "succeeded"  # it was running: it finished
+    assert manifest["stages"]["subs"]["status"] == "pending"
+    assert not seen.saw("doomed", "subs", "running")

@@ -13,11 +13,11 @@ import pysubs2
 import pytest
 
 from bolly_ray.demo import bundled_model
-from bolly_ray.driver import Selection
 from bolly_ray.executors import LocalExecutor
 from bolly_ray.job import validate_job
 from bolly_ray.registry import default_registry
 from bolly_ray.synth import make_speech_wav
+from bolly_ray.wire import Selection
 from tests.conftest import assert_one_line_error, bolly, read_manifest, stage_output, words_of
 
 SENTENCES = ["The train to Mumbai leaves at nine.", "Please open the window.",

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from bolly_ray.driver import Selection
 from bolly_ray.errors import StageError
 from bolly_ray.executors import LocalExecutor
 from bolly_ray.job import validate_job
@@ -24,6 +23,7 @@ from bolly_ray.stages.translate import model_targets
 from bolly_ray.stages.translators import flores_code
 from bolly_ray.stages.transliterate import NameLexicon, transliterate_text
 from bolly_ray.transcript import Segment, Transcript
+from bolly_ray.wire import Selection
 from tests.conftest import bolly, read_manifest
 from tests.media.make_media import MediaCase
 

@@ -19,13 +19,13 @@ from pathlib import Path
 import pytest
 
 from bolly_ray.audio import SAMPLE_RATE, wav_samples
-from bolly_ray.driver import Selection
 from bolly_ray.errors import PreflightError, StageError
 from bolly_ray.executors import LocalExecutor
 from bolly_ray.job import validate_job
 from bolly_ray.registry import default_registry
 from bolly_ray.stages import vad
 from bolly_ray.synth import make_speech_wav
+from bolly_ray.wire import Selection
 from tests.conftest import read_manifest, stage_output
 
 SENTENCES = ["The train to Mumbai leaves at nine.", "Please open the window.",

@@ -13,20 +13,21 @@ from pathlib import Path
 from typing import Any
 
 from bolly_ray.attempt import run_attempt
-from bolly_ray.driver import AttemptOutcome, AttemptPlan, JobSession
 from bolly_ray.executors.base import Executor, Finished
+from bolly_ray.executors.runners import RunnerName
 from bolly_ray.hardware import detect_gpus, local_gpus
 from bolly_ray.spec import ComputeKind
+from bolly_ray.wire import AttemptOutcome, AttemptPlan
 
 
 class LocalExecutor(Executor):
-    def _start(self, sessions: list[JobSession]) -> None:
+    def _start(self) -> None:
         self._models: dict[tuple[str, str | None], Any] = {}
         self._done: list[Finished] = []
         self._handles = count()
-        self._gpus = detect_gpus() if self.containers is not None else 0
+        self._gpus = detect_gpus() if self.in_docker else 0
 
-    def _submit(self, plan: AttemptPlan, scratch: Path) -> Hashable:
+    def submit(self, plan: AttemptPlan, scratch: Path) -> Hashable:
         handle = next(self._handles)
         try:
             result: AttemptOutcome | BaseException = self._attempt(plan, scratch)
@@ -38,16 +39,16 @@ class LocalExecutor(Executor):
     def _gpus_available(self) -> float:
         return self._gpus
 
-    def _can_submit(self) -> bool:
+    def can_submit(self) -> bool:
         return not self._done  # one attempt at a time, published before the next starts
 
-    def _collect(self, handles: list[Hashable], timeout: float | None) -> list[Finished]:
+    def collect(self, handles: list[Hashable], timeout: float | None) -> list[Finished]:
         done, self._done = self._done, []
         return done
 
     def _attempt(self, plan: AttemptPlan, scratch: Path) -> AttemptOutcome:
         stage = self.registry[plan.stage]
-        if self.containers is not None and plan.stage in self.containers.images:
+        if self.runner_for(plan.stage).name == RunnerName.DOCKER and self.containers:
             wants_gpu = plan.resources.gpus > 0
             return self.containers(stage, plan, scratch, local_gpus() if wants_gpu else ())
         if plan.spec.compute != ComputeKind.GPU:

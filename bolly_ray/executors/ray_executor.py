@@ -18,11 +18,8 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
-from collections import Counter
 from collections.abc import Hashable
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,27 +27,29 @@ import ray
 import ray.exceptions
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from bolly_ray.driver import AttemptOutcome, AttemptPlan, JobSession
+from bolly_ray.driver import JobSession
 from bolly_ray.errors import PreflightError, WorkerLostError
 from bolly_ray.events import Observers
+from bolly_ray.executors.actor_pools import ActorPools, PoolKey
 from bolly_ray.executors.base import Executor, Finished, selected_of_kind
-from bolly_ray.executors.ray_worker import StageActor, WorkerResult, reap_node, task_attempt
+from bolly_ray.executors.ray_worker import WorkerResult, reap_node, task_attempt
+from bolly_ray.executors.runners import RunnerName
 from bolly_ray.fitting import Hardware
 from bolly_ray.hardware import detect_gpus, profile_here
+from bolly_ray.job import RunnerKind
 from bolly_ray.ray_auth import probe, use_token_if_found
 from bolly_ray.registry import Registry
 from bolly_ray.report import RAY_TIMELINE
-from bolly_ray.secrets import Secrets, withheld_from_children
+from bolly_ray.secrets import withheld_from_children
 from bolly_ray.spec import (
     SOURCE_ARTIFACT,
     ComputeKind,
     Locality,
-    Resources,
     Stage,
-    StageSettings,
 )
 from bolly_ray.store import write_atomic
-from bolly_ray.transfer import pack, unpack
+from bolly_ray.transfer import PackedArtifact, pack, unpack
+from bolly_ray.wire import AttemptOutcome, AttemptPlan
 
 log = logging.getLogger(__name__)
 
@@ -61,44 +60,20 @@ LOST = (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError,
         ray.exceptions.RayActorError, ray.exceptions.OutOfMemoryError)
 
 
-PoolKey = tuple[str, str | None]
-"""(stage, model id): one actor pool per distinct model."""
-
-
-@dataclass(frozen=True)
-class Demand:
-    """What one (stage, model) actor pool must serve in a run."""
-
-    jobs: int
-    resources: Resources
-    settings: StageSettings
-    fresh: bool
-    """Some job has no output of this stage yet, so its model will surely be needed."""
-
-
-@dataclass
-class _Pool:
-    actors: list[Any]
-    busy: Counter[int]
-
-    def pick(self) -> int:
-        return min(range(len(self.actors)), key=lambda i: self.busy[i])
-
-
 class RayExecutor(Executor):
     def __init__(self, registry: Registry, observers: Observers | None = None,
-                 address: str | None = None, cpu_stages: str = "native",
-                 gpu_stages: str = "native",
+                 address: str | None = None, cpu_stages: RunnerKind = RunnerKind.NATIVE,
+                 gpu_stages: RunnerKind = RunnerKind.NATIVE,
                  worker_env: dict[str, str] | None = None) -> None:
         super().__init__(registry, observers, cpu_stages, gpu_stages)
         self.address = address or os.environ.get("RAY_ADDRESS") or None
         self.worker_env = dict(worker_env or {})
         self._embedded = False
         self._cluster: dict[str, float] = {}
-        self._pools: dict[PoolKey, _Pool] = {}
-        self._demand: dict[PoolKey, Demand] = {}
+        self._pools = ActorPools(registry)
+        self._jobs: dict[str, JobSession] = {}
         self._inflight: dict[Hashable, tuple[Path, PoolKey, int]] = {}
-        self._puts: dict[tuple[str, int, int], ray.ObjectRef] = {}
+        self._shipments = Shipments()
 
     # -- backend lifecycle ----------------------------------------------------------------
 
@@ -114,20 +89,21 @@ class RayExecutor(Executor):
         here = profile_here(sessions[0].job.out_root)
         return Hardware(here, ray.cluster_resources().get("GPU", 0.0), gpu_nodes())
 
-    def _start(self, sessions: list[JobSession]) -> None:
+    def _start(self) -> None:
         self._embedded = connect(self.address, self.worker_env) or self._embedded
         self._driver_node = ray.get_runtime_context().get_node_id()
-        self._jobs = {s.job.id: s for s in sessions}
         self._cluster = ray.cluster_resources()  # read once: each read asks the GCS
-        self._demand = self._gpu_demand(sessions)
-        check_fits(self._demand, self._cluster)
-        self._demand = share_gpus(self._demand, self._cluster.get("GPU", 0.0))
+
+    def admit(self, sessions: list[JobSession]) -> None:
+        super().admit(sessions)
+        added = self._pools.add(sessions, self._cluster)
         cpu = selected_of_kind(sessions, self.registry, ComputeKind.CPU)
-        check_serialisable({stage for stage, _ in self._demand} | cpu, self.registry)
-        for key, need in self._demand.items():
+        check_serialisable({stage for stage, _ in added} | cpu, self.registry)
+        self._jobs.update({s.job.id: s for s in sessions})
+        for key in added:
             # models load while the CPU stages run; reruns load on demand
-            if need.fresh and not self._runtime(key[0]):
-                self._pools[key] = self._new_pool(key, need)
+            if self._pools.demand[key].fresh and self.runner_for(key[0]).name == RunnerName.ACTOR:
+                self._pools.start(key)
 
     def _gpus_available(self) -> float:
         return float(self._cluster.get("GPU", 0.0))
@@ -137,7 +113,7 @@ class RayExecutor(Executor):
         level = state_log.level
         state_log.setLevel(logging.ERROR)
         try:
-            events = json.dumps(ray.timeline())  # the whole run's: asked for once
+            events = json.dumps(ray.timeline())  # the run so far, which holds this job
         except Exception as err:  # a diagnostic: never worth failing a finished job over
             log.debug("no Ray timeline: %s", err)
             return
@@ -147,42 +123,35 @@ class RayExecutor(Executor):
             write_atomic(session.dir.logs / RAY_TIMELINE, events)
 
     def _stop(self) -> None:
-        for pool in self._pools.values():
-            for actor in pool.actors:
-                ray.kill(actor, no_restart=True)
-        self._pools.clear()
-        self._puts.clear()
+        self._pools.stop()
+        self._shipments.clear()
         if self._embedded:
             ray.shutdown()
             self._embedded = False
 
     # -- submission -------------------------------------------------------------------------
 
-    def _submit(self, plan: AttemptPlan, scratch: Path) -> Hashable:
+    def submit(self, plan: AttemptPlan, scratch: Path) -> Hashable:
         stage = self.registry[plan.stage]
-        shipped = self._ship(plan)
-        if plan.spec.compute == ComputeKind.GPU and not self._runtime(plan.stage):
+        shipped = self._shipments.ship(plan)
+        runner = self.runner_for(plan.stage)
+        if runner.name == RunnerName.ACTOR:
             key = (plan.stage, stage.model_id(plan.settings))
-            if key not in self._pools:
-                self._pools[key] = self._new_pool(key, self._demand[key])
-            pool = self._pools[key]
-            index = pool.pick()
-            pool.busy[index] += 1
-            ref = pool.actors[index].run.remote(plan, shipped)
+            actor, index = self._pools.acquire(key)
+            ref: ray.ObjectRef[WorkerResult] = actor.run.remote(plan, shipped)
             self._inflight[ref] = (scratch, key, index)
         else:
-            containers = self.containers if self._runtime(plan.stage) else None
+            containers = self.containers if runner.name == RunnerName.DOCKER else None
             ref = task_attempt.options(**self._task_options(stage, plan)).remote(
                 stage, plan, shipped, containers)
             self._inflight[ref] = (scratch, ("", None), -1)
         return ref
 
-    def _runner(self, plan: AttemptPlan) -> str:
-        if self._runtime(plan.stage):
-            return "docker"
-        return "actor" if plan.spec.compute == ComputeKind.GPU else "task"
+    def _native_runner(self, stage: str) -> RunnerName:
+        compute = self.registry[stage].spec.compute
+        return RunnerName.ACTOR if compute == ComputeKind.GPU else RunnerName.TASK
 
-    def _collect(self, handles: list[Hashable], timeout: float | None) -> list[Finished]:
+    def collect(self, handles: list[Hashable], timeout: float | None) -> list[Finished]:
         ready, _ = ray.wait(handles, num_returns=1, timeout=timeout)
         if ready:
             more, _ = ray.wait([h for h in handles if h not in ready],
@@ -190,10 +159,10 @@ class RayExecutor(Executor):
             ready += more
         return [(ref, self._result(ref)) for ref in ready]
 
-    def _result(self, ref: ray.ObjectRef) -> AttemptOutcome | BaseException:
+    def _result(self, ref: ray.ObjectRef[WorkerResult]) -> AttemptOutcome | BaseException:
         scratch, key, index = self._inflight.pop(ref)
         if index >= 0:
-            self._pools[key].busy[index] -= 1
+            self._pools.release(key, index)
         try:
             result: WorkerResult = ray.get(ref)
         except ray.exceptions.RayTaskError as err:
@@ -212,36 +181,7 @@ class RayExecutor(Executor):
             node, soft=False)).remote({job_folder}) for node in nodes]
         return sum(ray.get(refs))
 
-    def _ship(self, plan: AttemptPlan) -> dict[str, Any]:
-        """Inputs for a remote attempt: the media by path, everything else packed, once."""
-        shipped: dict[str, Any] = {}
-        for name, path in plan.inputs.items():
-            if name == SOURCE_ARTIFACT:
-                shipped[name] = str(path)
-                continue
-            stat = path.stat()
-            key = (str(path), stat.st_mtime_ns, stat.st_size)
-            if key not in self._puts:
-                self._puts[key] = ray.put(pack(path))
-            shipped[name] = self._puts[key]
-        return shipped
-
-    def _new_pool(self, key: PoolKey, need: Demand) -> _Pool:
-        stage = self.registry[key[0]]
-        size = pool_size(need.resources, need.jobs, self._cluster)
-        # Actors hold what they reserve for their whole life: a CPU reservation would starve
-        # the CPU tasks feeding them (two such actors on a 2-CPU node and nothing else runs).
-        options: dict[str, Any] = {"num_gpus": need.resources.gpus, "num_cpus": 0,
-                                   "max_restarts": ACTOR_RESTARTS}
-        if stage.spec.node_labels:
-            options["label_selector"] = dict(stage.spec.node_labels)
-        secrets = Secrets.from_env().only(stage.spec.secrets)
-        actors = [StageActor.options(**options).remote(stage, need.settings, secrets)
-                  for _ in range(size)]
-        log.info("%s: %d actor(s) with %g GPU each", key[0], size, need.resources.gpus)
-        return _Pool(actors, Counter())
-
-    def _task_options(self, stage: Stage, plan: AttemptPlan) -> dict[str, Any]:
+    def _task_options(self, stage: Stage[Any], plan: AttemptPlan) -> dict[str, Any]:
         resources = plan.resources
         options: dict[str, Any] = {"num_cpus": resources.cpus, "num_gpus": resources.gpus,
                                    "memory": resources.memory_mb * MIB,
@@ -249,7 +189,7 @@ class RayExecutor(Executor):
         options.update(self._placement(stage, plan))
         return options
 
-    def _placement(self, stage: Stage, plan: AttemptPlan) -> dict[str, Any]:
+    def _placement(self, stage: Stage[Any], plan: AttemptPlan) -> dict[str, Any]:
         options: dict[str, Any] = {}
         if stage.spec.node_labels:
             options["label_selector"] = dict(stage.spec.node_labels)
@@ -263,26 +203,28 @@ class RayExecutor(Executor):
         job = self._jobs[plan.job_id].job
         return any(job.media.is_relative_to(p) for p in job.execution.shared_paths)
 
-    # -- preflight helpers ---------------------------------------------------------------
+class Shipments:
+    """Inputs for remote attempts: the media by path, every other artifact packed into the
+    object store once per run, however many attempts read it."""
 
-    def _gpu_demand(self, sessions: list[JobSession]) -> dict[PoolKey, Demand]:
-        """What each (stage, model) actor pool must serve in this run, GPU kind only."""
-        demand: dict[PoolKey, Demand] = {}
-        gpus = self._cluster.get("GPU", 0.0)
-        for session in sessions:
-            before = session.dir.read_manifest(session.job.id).stages  # a peek, not the lock
-            for name in session.selected:
-                stage = self.registry[name]
-                if stage.spec.compute != ComputeKind.GPU or session.skip_reason(name):
-                    continue
-                settings = session.settings(name)
-                key = (name, stage.model_id(settings))
-                earlier = demand.get(key)
-                fresh = name not in before or not before[name].status.has_outputs
-                demand[key] = Demand((earlier.jobs if earlier else 0) + 1,
-                                     stage.resources(settings, gpus), settings,
-                                     fresh or bool(earlier and earlier.fresh))
-        return demand
+    def __init__(self) -> None:
+        self._puts: dict[tuple[str, int, int], ray.ObjectRef[PackedArtifact]] = {}
+
+    def ship(self, plan: AttemptPlan) -> dict[str, Any]:
+        shipped: dict[str, Any] = {}
+        for name, path in plan.inputs.items():
+            if name == SOURCE_ARTIFACT:
+                shipped[name] = str(path)
+                continue
+            stat = path.stat()
+            key = (str(path), stat.st_mtime_ns, stat.st_size)
+            if key not in self._puts:
+                self._puts[key] = ray.put(pack(path))
+            shipped[name] = self._puts[key]
+        return shipped
+
+    def clear(self) -> None:
+        self._puts.clear()
 
 
 def connect(address: str | None, worker_env: dict[str, str] | None = None) -> bool:
@@ -309,34 +251,6 @@ def connect(address: str | None, worker_env: dict[str, str] | None = None) -> bo
     return True
 
 
-def check_fits(demand: dict[PoolKey, Demand], cluster: dict[str, float]) -> None:
-    gpus = cluster.get("GPU", 0.0)
-    problems = sorted({
-        f"{stage} needs {need.resources.gpus:g} GPU; the cluster has {gpus:g}: start a GPU "
-        f"node or set {stage}.device=cpu"
-        for (stage, _), need in demand.items() if need.resources.gpus > gpus})
-    if problems:
-        raise PreflightError("\n".join(problems))
-
-
-def share_gpus(demand: dict[PoolKey, Demand], gpus: float) -> dict[PoolKey, Demand]:
-    """Every pool's first actor starts with the run (its model loads while CPU stages work)
-    and holds its GPUs to the end: where one actor per pool asks for more GPUs than the
-    cluster has (ASR's whole GPU and alignment's half on one card), each pool's share is
-    scaled down in proportion, so the models share the devices instead of the last pool
-    waiting forever for a GPU that never frees."""
-    asked = sum(need.resources.gpus for need in demand.values())
-    if asked <= gpus or asked == 0:
-        return demand
-    scale = gpus / asked
-    for key, need in list(demand.items()):
-        share = math.floor(need.resources.gpus * scale * 1e4) / 1e4  # Ray's precision
-        demand[key] = replace(need, resources=replace(need.resources, gpus=share))
-        log.info("%s: %g GPU per actor (its %g shared with the other GPU stages' pools)",
-                 key[0], share, need.resources.gpus)
-    return demand
-
-
 def check_serialisable(stages: set[str], registry: Registry) -> None:
     problems = []
     for name in sorted(stages):
@@ -348,9 +262,3 @@ def check_serialisable(stages: set[str], registry: Registry) -> None:
         raise PreflightError("\n".join(problems))
 
 
-def pool_size(resources: Resources, jobs: int, cluster: dict[str, float]) -> int:
-    if resources.gpus > 0:
-        fit = int(cluster.get("GPU", 0.0) // resources.gpus)
-    else:
-        fit = int(cluster.get("CPU", 1.0) // max(resources.cpus, 1.0))
-    return max(1, min(jobs, fit))

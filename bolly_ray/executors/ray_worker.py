@@ -20,15 +20,15 @@ from typing import Any
 import ray
 
 from bolly_ray.attempt import run_attempt
-from bolly_ray.container import ContainerRunner, docker_client, reap
-from bolly_ray.driver import AttemptPlan
+from bolly_ray.container import StageContainers, docker_client, reap
 from bolly_ray.errors import BollyRayError
 from bolly_ray.scratch import new_scratch, remove_orphaned
 from bolly_ray.secrets import Secrets
 from bolly_ray.spec import Stage, StageSettings
 from bolly_ray.transfer import PackedArtifact, pack, unpack
+from bolly_ray.wire import AttemptPlan
 
-Shipped = Mapping[str, "ray.ObjectRef | str"]
+Shipped = Mapping[str, "ray.ObjectRef[PackedArtifact] | str"]
 
 
 @dataclass
@@ -41,8 +41,8 @@ class WorkerResult:
     image: str | None = None
 
 
-def execute(stage: Stage, plan: AttemptPlan, shipped: Shipped, model: Any, runner: str,
-            containers: ContainerRunner | None = None) -> WorkerResult:
+def execute(stage: Stage[Any], plan: AttemptPlan, shipped: Shipped, model: Any, runner: str,
+            containers: StageContainers | None = None) -> WorkerResult:
     started = time.perf_counter()
     remove_orphaned()  # what workers killed on this node left behind
     scratch = new_scratch(plan.stage)
@@ -67,15 +67,15 @@ def execute(stage: Stage, plan: AttemptPlan, shipped: Shipped, model: Any, runne
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _materialise(value: ray.ObjectRef | str, folder: Path) -> Path:
+def _materialise(value: ray.ObjectRef[PackedArtifact] | str, folder: Path) -> Path:
     if isinstance(value, str):
         return Path(value)
     return unpack(ray.get(value), folder)
 
 
 @ray.remote(max_retries=0)
-def task_attempt(stage: Stage, plan: AttemptPlan, shipped: dict[str, Any],
-                 containers: ContainerRunner | None = None) -> WorkerResult:
+def task_attempt(stage: Stage[Any], plan: AttemptPlan, shipped: dict[str, Any],
+                 containers: StageContainers | None = None) -> WorkerResult:
     return execute(stage, plan, shipped, None, "task", containers)
 
 
@@ -83,7 +83,7 @@ def task_attempt(stage: Stage, plan: AttemptPlan, shipped: dict[str, Any],
 class StageActor:
     """Owns one loaded model and runs one stage's attempts for every job, one at a time."""
 
-    def __init__(self, stage: Stage, settings: StageSettings, secrets: Secrets) -> None:
+    def __init__(self, stage: Stage[Any], settings: StageSettings, secrets: Secrets) -> None:
         self.stage = stage
         self.load_error: Exception | None = None
         started = time.perf_counter()

@@ -78,6 +78,8 @@ class ActorPools:
                                    fresh=earlier.fresh or need.fresh)
                 self.demand[key] = need
             self.demand = share_gpus(self.demand, gpus)
+            for key in set(demand) & set(self.pools):  # more jobs for a warm pool: grow it
+                self._grow(key)
         return added
 
     def start(self, key: PoolKey) -> None:
@@ -104,19 +106,27 @@ class ActorPools:
             self.pools.clear()
 
     def _new_pool(self, key: PoolKey, need: Demand) -> Pool:
-        stage = self.registry[key[0]]
         size = pool_size(need.resources, need.jobs, self.cluster)
+        log.info("%s: %d actor(s) with %g GPU each", key[0], size, need.resources.gpus)
+        return Pool([self._actor(key, need) for _ in range(size)], Counter())
+
+    def _grow(self, key: PoolKey) -> None:
+        need, pool = self.demand[key], self.pools[key]
+        more = pool_size(need.resources, need.jobs, self.cluster) - len(pool.actors)
+        if more > 0:
+            pool.actors += [self._actor(key, need) for _ in range(more)]
+            log.info("%s: %d more actor(s) for the jobs that came", key[0], more)
+
+    def _actor(self, key: PoolKey, need: Demand) -> Any:
+        stage = self.registry[key[0]]
         options: dict[str, Any] = {"num_gpus": need.resources.gpus, "num_cpus": 0,
                                    "max_restarts": ACTOR_RESTARTS}
         if stage.spec.node_labels:
             options["label_selector"] = dict(stage.spec.node_labels)
-        secrets = Secrets.from_env().only(stage.spec.secrets)
         # ray.remote's stub types the decorated class as the class itself, without .options
         actor_class: Any = StageActor
-        actors = [actor_class.options(**options).remote(stage, need.settings, secrets)
-                  for _ in range(size)]
-        log.info("%s: %d actor(s) with %g GPU each", key[0], size, need.resources.gpus)
-        return Pool(actors, Counter())
+        return actor_class.options(**options).remote(
+            stage, need.settings, Secrets.from_env().only(stage.spec.secrets))
 
 
 def gpu_demand(sessions: list[JobSession], registry: Registry, gpus: float

@@ -147,8 +147,8 @@ class Executor(ABC):
             log.warning("%s: removed %d container(s) an earlier run left behind",
                         session.job.id, removed)
 
-    def closing(self, sessions: list[JobSession]) -> None:
-        """The jobs are about to be closed (their locks still held)."""
+    def ended(self, sessions: list[JobSession]) -> None:
+        """These jobs ended and nothing runs now (a batch's end; a service's quiet moment)."""
         self._save_trace(sessions)
 
     def can_submit(self) -> bool:

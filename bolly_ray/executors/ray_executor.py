@@ -113,7 +113,7 @@ class RayExecutor(Executor):
         level = state_log.level
         state_log.setLevel(logging.ERROR)
         try:
-            events = json.dumps(ray.timeline())  # the run so far, which holds this job
+            events = json.dumps(ray.timeline())  # the run so far, once for all these jobs
         except Exception as err:  # a diagnostic: never worth failing a finished job over
             log.debug("no Ray timeline: %s", err)
             return

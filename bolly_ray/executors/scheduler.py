@@ -48,7 +48,7 @@ class Backend(Protocol):
     def plan(self, session: JobSession, stage: str) -> AttemptPlan: ...
     def runner(self, plan: AttemptPlan) -> str: ...
     def opened(self, session: JobSession) -> None: ...
-    def closing(self, sessions: list[JobSession]) -> None: ...
+    def ended(self, sessions: list[JobSession]) -> None: ...
 
 
 @dataclass
@@ -128,6 +128,8 @@ class Scheduler:
             queue.SimpleQueue())
         self._accepting = True
         self._order: list[str] = []
+        self._ended: list[JobSession] = []
+        """Jobs closed since the scheduler was last idle, for the backend's `ended`."""
 
     # -- the intake: safe to call from any thread ------------------------------------------
 
@@ -152,6 +154,7 @@ class Scheduler:
         finally:
             for job in list(self.state.jobs.values()):  # interrupted: close what is open
                 self._close(job)
+            self._idle()
         return [self.outcomes[job_id] for job_id in self._order]
 
     def _loop(self) -> None:
@@ -165,6 +168,7 @@ class Scheduler:
             for job in [j for j in self.state.jobs.values() if j.ended()]:
                 self._close(job)
             if self.state.idle() and not self.state.jobs:
+                self._idle()
                 if not self._accepting:
                     return
                 continue
@@ -214,11 +218,17 @@ class Scheduler:
         job_id = job.session.job.id
         del self.state.jobs[job_id]
         try:
-            self.backend.closing([job.session])
             self.outcomes[job_id] = close_job(job, self.observers)
         finally:
+            self._ended.append(job.session)
             if job.log is not None:
                 close_job_log(job.log)
+
+    def _idle(self) -> None:
+        """Nothing runs: the backend may do its per-run work for the jobs that ended."""
+        ended, self._ended = self._ended, []
+        if ended:
+            self.backend.ended(ended)
 
     def _wait(self) -> list[Finished]:
         """Finished attempts; sleeps until the first retry is due when only retries wait.

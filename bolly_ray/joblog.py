@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -60,15 +60,3 @@ def debug_records() -> Iterator[None]:
         yield
     finally:
         logger.setLevel(previous)
-
-
-@contextmanager
-def job_logs(files: Sequence[tuple[str, Path]]) -> Iterator[None]:
-    """Attach a debug-level file handler per (job id, log file) to the `bolly_ray` logger."""
-    handlers = [open_job_log(job_id, path) for job_id, path in files]
-    try:
-        with debug_records():
-            yield
-    finally:
-        for handler in handlers:
-            close_job_log(handler)

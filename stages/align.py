@@ -12,6 +12,7 @@ missing model into a preflight error instead.
 from __future__ import annotations
 
 import ast
+import contextlib
 import importlib.util
 import logging
 from collections.abc import Mapping
@@ -97,10 +98,11 @@ class Aligners:
 
 
 def any_aligner_cached(settings: AlignSettings) -> bool:
-    """Whether a wav2vec2 model can be here at all: a model folder, or a cached model with
-    "wav2vec2" in its name (every aligner WhisperX knows has it). Looking costs a directory
-    listing; finding out the exact model means importing WhisperX and PyTorch (seconds)."""
-    if settings.model and Path(settings.model).expanduser().is_dir():
+    """Whether WhisperX's own aligner can be here at all: a cached model with "wav2vec2" in
+    its name (every aligner WhisperX knows has it). Looking costs a directory listing;
+    finding out the exact model means importing WhisperX and PyTorch (seconds). A model
+    the job names (a folder, any hub name) is looked for the long way."""
+    if settings.model:
         return True
     caches = [hub_cache(), torch_home() / "hub" / "checkpoints"]
     return any("wav2vec2" in entry.name.lower()
@@ -139,7 +141,8 @@ def whisperx_default_aligners() -> tuple[dict[str, str], dict[str, str]]:
             if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
                 name = node.targets[0].id
                 if name.startswith("DEFAULT_ALIGN_MODELS_"):
-                    tables[name] = ast.literal_eval(node.value)
+                    with contextlib.suppress(ValueError):  # not a literal: imported below
+                        tables[name] = ast.literal_eval(node.value)
     if len(tables) < 2:  # a WhisperX that builds its tables differently
         from whisperx.alignment import DEFAULT_ALIGN_MODELS_HF, DEFAULT_ALIGN_MODELS_TORCH
 

@@ -14,6 +14,7 @@ import pytest
 import ray
 from ray.cluster_utils import Cluster
 
+from bolly_ray.errors import UsageError
 from bolly_ray.events import JobEvent, Observers, StageEvent
 from bolly_ray.executors.ray_executor import RayExecutor
 from bolly_ray.job import JobBase, validate_job
@@ -182,6 +183,8 @@ def test_a_job_submitted_while_another_runs_uses_the_warm_actor_and_ends_first(
         intake.submit(one_job(tmp_path, stages, "slow", words={"sleep_s": 4.0}))
         wait_until(lambda: seen.saw("slow", "words", "running"))
         assert intake.outcome("slow") is None
+        with pytest.raises(UsageError, match=r"^job slow is running already$"):
+            intake.submit(one_job(tmp_path, stages, "slow"))
         intake.submit(one_job(tmp_path, stages, "quick"))
         wait_until(lambda: intake.outcome("quick") is not None)
         assert seen.ended() == ["quick"]  # the slow one is still in its words stage
@@ -209,3 +212,5 @@ def test_a_cancelled_job_starts_nothing_more_and_ends_failed(
     assert manifest["stages"]["words"]["status"] == "succeeded"  # it was running: it finished
     assert manifest["stages"]["subs"]["status"] == "pending"
     assert not seen.saw("doomed", "subs", "running")
+    with pytest.raises(UsageError, match=r"^the job intake is closed$"):
+        intake.submit(one_job(tmp_path, stages, "late"))

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from bolly_ray.container import StageContainers, docker_client, reap
 from bolly_ray.driver import JobSession
+from bolly_ray.errors import UsageError
 from bolly_ray.events import Observers
 from bolly_ray.executors.preflight import Preflight, selected_of_kind
 from bolly_ray.executors.runners import Runner, RunnerName
@@ -38,28 +39,46 @@ __all__ = ["Executor", "Finished", "JobIntake", "JobOutcome", "selected_of_kind"
 
 class JobIntake:
     """A running scheduler fed one job at a time: `submit` checks a job as a batch would
-    (raising the same errors) and queues it; `close` waits for every job to end."""
+    (raising the same errors) and queues it; `close` waits for every job to end. An error
+    that stops the scheduler's thread is raised again by the next `submit` or `close`."""
 
     def __init__(self, executor: Executor, selection: Selection) -> None:
         self.executor, self.selection = executor, selection
         self.scheduler = Scheduler(executor, executor.observers)
-        executor._start()
+        try:
+            executor._start()
+        except BaseException:
+            executor._stop()
+            raise
         self._thread = threading.Thread(target=self._drive, name="bolly-ray-scheduler",
                                         daemon=True)
         self._outcomes: list[JobOutcome] = []
+        self._error: BaseException | None = None
+        self._lock = threading.Lock()  # one submission at a time, none after close
+        self._closed = False
         self._thread.start()
 
     def _drive(self) -> None:
-        with debug_records():
-            self._outcomes = self.scheduler.drive()
+        try:
+            with debug_records():
+                self._outcomes = self.scheduler.drive()
+        except BaseException as err:  # raised again in the caller's thread
+            self._error = err
 
     def submit(self, job: JobBase) -> None:
-        sessions = self.executor.preflight([job], self.selection)
-        self.executor.admit(sessions)
-        self.scheduler.submit(sessions[0])
+        with self._lock:
+            if self._error is not None:
+                raise self._error
+            if self._closed:
+                raise UsageError("the job intake is closed")
+            if job.id in self.scheduler.inbox.open_jobs():
+                raise UsageError(f"job {job.id} is running already")
+            sessions = self.executor.preflight([job], self.selection)
+            self.executor.admit(sessions)
+            self.scheduler.inbox.submit(sessions[0])
 
     def cancel(self, job_id: str) -> None:
-        self.scheduler.cancel(job_id)
+        self.scheduler.inbox.cancel(job_id)
 
     def outcome(self, job_id: str) -> JobOutcome | None:
         """How the job ended, or None while it runs (or was never submitted)."""
@@ -67,11 +86,15 @@ class JobIntake:
 
     def close(self) -> list[JobOutcome]:
         """Take no more jobs, wait for the submitted ones, stop the backend."""
-        self.scheduler.close()
+        with self._lock:
+            self._closed = True
+        self.scheduler.inbox.close()
         try:
             self._thread.join()
         finally:
             self.executor._stop()
+        if self._error is not None:
+            raise self._error
         return self._outcomes
 
 
@@ -95,8 +118,8 @@ class Executor(ABC):
             self.admit(sessions)
             scheduler = Scheduler(self, self.observers)
             for session in sessions:
-                scheduler.submit(session)
-            scheduler.close()
+                scheduler.inbox.submit(session)
+            scheduler.inbox.close()
             with debug_records():
                 return scheduler.drive()
         finally:

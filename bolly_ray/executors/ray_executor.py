@@ -54,7 +54,6 @@ from bolly_ray.wire import AttemptOutcome, AttemptPlan
 log = logging.getLogger(__name__)
 
 MIB = 1024 * 1024
-ACTOR_RESTARTS = 4
 LOST = (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError,
         ray.exceptions.ObjectLostError, ray.exceptions.OwnerDiedError,
         ray.exceptions.RayActorError, ray.exceptions.OutOfMemoryError)

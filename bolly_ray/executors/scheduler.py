@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import threading
 import time
 
 from bolly_ray.driver import JobSession, final_status
@@ -35,7 +36,42 @@ from bolly_ray.manifest import JobStatus, StageStatus
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Backend", "Finished", "JobOutcome", "Scheduler"]
+__all__ = ["Backend", "Finished", "Inbox", "JobOutcome", "Scheduler"]
+
+
+Command = tuple[str, JobSession | str | None]
+
+
+class Inbox:
+    """What reaches a running scheduler from other threads: jobs, cancellations, the end."""
+
+    def __init__(self) -> None:
+        self.queue: queue.SimpleQueue[Command] = queue.SimpleQueue()
+        self._open: set[str] = set()
+        self._lock = threading.Lock()
+
+    def submit(self, session: JobSession) -> None:
+        """Run this job (preflighted) as soon as the backend has room."""
+        with self._lock:
+            self._open.add(session.job.id)
+        self.queue.put(("submit", session))
+
+    def cancel(self, job_id: str) -> None:
+        """Start no more stages of the job; attempts already running finish."""
+        self.queue.put(("cancel", job_id))
+
+    def close(self) -> None:
+        """No more jobs: `drive` returns once the submitted ones have ended."""
+        self.queue.put(("close", None))
+
+    def open_jobs(self) -> set[str]:
+        """Ids of the jobs submitted and not ended yet (queued or running)."""
+        with self._lock:
+            return set(self._open)
+
+    def ended(self, job_id: str) -> None:
+        with self._lock:
+            self._open.discard(job_id)
 
 
 class Scheduler:
@@ -44,29 +80,12 @@ class Scheduler:
         self.observers = observers
         self.state = RunState()
         self.attempts = Attempts(backend, observers, self.state)
+        self.inbox = Inbox()
         self.outcomes: dict[str, JobOutcome] = {}
-        self._intake: queue.SimpleQueue[tuple[str, JobSession | str | None]] = (
-            queue.SimpleQueue())
         self._accepting = True
         self._order: list[str] = []
         self._ended: list[JobSession] = []
         """Jobs closed since the scheduler was last idle, for the backend's `ended`."""
-
-    # -- the intake: safe to call from any thread ------------------------------------------
-
-    def submit(self, session: JobSession) -> None:
-        """Run this job (preflighted) as soon as the backend has room."""
-        self._intake.put(("submit", session))
-
-    def cancel(self, job_id: str) -> None:
-        """Start no more stages of the job; attempts already running finish."""
-        self._intake.put(("cancel", job_id))
-
-    def close(self) -> None:
-        """No more jobs: `drive` returns once the submitted ones have ended."""
-        self._intake.put(("close", None))
-
-    # -- the loop ----------------------------------------------------------------------------
 
     def drive(self) -> list[JobOutcome]:
         """Run every submitted job to its end; their outcomes in the order they came."""
@@ -85,7 +104,7 @@ class Scheduler:
                 with working_for(job.session.job.id):
                     self._start_ready(job)
             for flight in self.state.due(time.monotonic()):
-                self.attempts.launch(flight)
+                self._retry(flight)
             for job in [j for j in self.state.jobs.values() if j.ended()]:
                 self._close(job)
             if self.state.idle() and not self.state.jobs:
@@ -99,7 +118,7 @@ class Scheduler:
         """Everything the intake holds; with `block`, wait for the first of it."""
         while True:
             try:
-                kind, value = self._intake.get(block=block)
+                kind, value = self.inbox.queue.get(block=block)
             except queue.Empty:
                 return
             block = False
@@ -113,13 +132,10 @@ class Scheduler:
     def _admit(self, session: JobSession) -> None:
         job_id = session.job.id
         self._order.append(job_id)
-        if job_id in self.state.jobs:
-            self.outcomes[job_id] = JobOutcome(job_id, session.dir.root, JobStatus.FAILED,
-                                               f"job {job_id} is running already")
-            return
+        self.outcomes.pop(job_id, None)  # an earlier run of the same job
         refused = open_job(session, self.observers)
         if refused is not None:
-            self.outcomes[job_id] = refused
+            self._ended_job(job_id, refused)
             return
         self.backend.opened(session)
         self.state.jobs[job_id] = JobProgress(
@@ -136,11 +152,26 @@ class Scheduler:
         job_id = job.session.job.id
         del self.state.jobs[job_id]
         try:
-            self.outcomes[job_id] = close_job(job, self.observers)
+            self._ended_job(job_id, close_job(job, self.observers))
         finally:
             self._ended.append(job.session)
             if job.log is not None:
                 close_job_log(job.log)
+
+    def _ended_job(self, job_id: str, outcome: JobOutcome) -> None:
+        self.outcomes[job_id] = outcome
+        self.inbox.ended(job_id)
+
+    def _retry(self, flight: Flight) -> None:
+        """A retry that came due: launched, unless its job was cancelled meanwhile."""
+        job = self.state.jobs[flight.plan.job_id]
+        if not job.cancelled:
+            self.attempts.launch(flight)
+            return
+        job.running.discard(flight.plan.stage)
+        flight.session.book.failed(flight.plan.stage, "cancelled")
+        self.attempts.emit(flight.plan.job_id, flight.plan.stage, StageStatus.FAILED,
+                           attempt=flight.attempt - 1, message="cancelled")
 
     def _idle(self) -> None:
         """Nothing runs: the backend may do its per-run work for the jobs that ended."""

@@ -1,9 +1,9 @@
 """Where a GPU-kind stage runs: its `device` setting (auto, cpu, cuda) against what exists.
 
-One rule for every GPU-kind stage: `cpu`, or `auto` where the cluster has no whole GPU,
-means the CPU and the stage's CPU resources; otherwise the GPU. A run fits `auto` to the
-hardware that hosts the stage (cuda where that hardware has a GPU); settings nobody fitted
-become cuda inside a worker when PyTorch sees a CUDA device.
+What an attempt reserves follows one rule, `bolly_ray.spec.device_resources` (`cpu`, or
+`auto` where the cluster has no whole GPU, means the stage's CPU resources). Here: a run
+fits `auto` to the hardware that hosts the stage (cuda where that hardware has a GPU);
+settings nobody fitted become cuda inside a worker when PyTorch sees a CUDA device.
 """
 
 from __future__ import annotations

@@ -138,7 +138,7 @@ class Executor(ABC):
         what they need that it cannot give is refused here, before any of them starts."""
         if not self.in_docker:
             return
-        more = container_runner(sessions, self.registry, self.in_docker)
+        more = stage_containers(sessions, self.registry, self.in_docker)
         if self.containers is None:
             self.containers = more
         else:
@@ -216,7 +216,7 @@ class Executor(ABC):
         return RunnerName.LOCAL
 
 
-def container_runner(sessions: list[JobSession], registry: Registry,
+def stage_containers(sessions: list[JobSession], registry: Registry,
                      kinds: frozenset[ComputeKind]) -> StageContainers:
     """Images for every stage of these kinds the jobs will run (a stage every job skips
     needs none); all missing ones named at once."""

@@ -11,7 +11,7 @@ import pytest
 import ray
 
 from bolly_ray.errors import PreflightError
-from bolly_ray.executors.actor_pools import Demand, share_gpus
+from bolly_ray.executors.gpu_packing import Demand, share_gpus
 from bolly_ray.executors.ray_executor import RayExecutor, check_serialisable
 from bolly_ray.registry import build_registry
 from bolly_ray.spec import Resources, Stage, StageSettings, StageSpec
@@ -54,9 +54,9 @@ def test_gpu_pools_that_together_ask_for_more_than_the_cluster_has_share_its_gpu
     def need(gpus: float) -> Demand:
         return Demand(3, Resources(cpus=1, gpus=gpus), StageSettings(), True)
 
-    shared = share_gpus({("asr", "m"): need(1.0), ("align", "m"): need(0.5)}, 1.0)
+    shared = share_gpus({("asr", "m"): need(1.0), ("align", "m"): need(0.5)}, [1.0])
     assert {k[0]: d.resources.gpus for k, d in shared.items()} == {"asr": 0.6666,
                                                                   "align": 0.3333}
     assert sum(d.resources.gpus for d in shared.values()) <= 1.0
     roomy = {("asr", "m"): need(1.0), ("align", "m"): need(0.5)}
-    assert share_gpus(dict(roomy), 2.0) == roomy  # two GPUs: as declared
+    assert share_gpus(dict(roomy), [2.0]) == roomy  # two GPUs: as declared

@@ -1,9 +1,13 @@
 """Warm actor pools for GPU-kind stages: one pool per (stage, model), sized to the GPUs.
 
-The demand is read from the jobs before anything starts (how many jobs each pool serves,
+The demand is read from the jobs as they are admitted (how many jobs each pool serves,
 what one actor reserves, whether some job surely needs the model); pools whose model will
-surely be needed start with the run, so models load while CPU stages work, and the others
-on first use. An attempt goes to the pool's least busy actor. Pools ask Ray for GPUs only
+surely be needed start at once, so models load while CPU stages work, and the others on
+first use. Shares and sizes come from gpu_packing, recomputed whenever jobs are added:
+a pool grows to its new size, and an actor whose reservation no longer fits the plan (its
+share scaled down for a newly added pool) is retired, at once when idle or when its attempt
+returns, and replaced at the new share. An attempt goes to the least busy actor that is
+up, so no job waits on an actor that is still being placed. Pools ask Ray for GPUs only
 (no CPUs: an actor holds its reservation for its whole life, and a CPU reservation would
 starve the CPU tasks feeding it).
 """
@@ -11,111 +15,149 @@ starve the CPU tasks feeding it).
 from __future__ import annotations
 
 import logging
-import math
 import threading
 from collections import Counter
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import ray
 
 from bolly_ray.driver import JobSession
 from bolly_ray.errors import PreflightError
+from bolly_ray.executors.gpu_packing import Demand, PoolKey, pool_sizes, share_gpus
 from bolly_ray.executors.ray_worker import StageActor
 from bolly_ray.registry import Registry
 from bolly_ray.secrets import Secrets
-from bolly_ray.spec import ComputeKind, Resources, StageSettings
+from bolly_ray.spec import ComputeKind
 
 log = logging.getLogger(__name__)
 
 ACTOR_RESTARTS = 4
 
-PoolKey = tuple[str, str | None]
-"""(stage, model id): one actor pool per distinct model."""
-
-
-@dataclass(frozen=True)
-class Demand:
-    """What one (stage, model) actor pool must serve in a run."""
-
-    jobs: int
-    resources: Resources
-    settings: StageSettings
-    fresh: bool
-    """Some job has no output of this stage yet, so its model will surely be needed."""
-
 
 @dataclass
 class Pool:
-    actors: list[Any]
-    busy: Counter[int]
+    """One model's actors: those taking work, and those retired but still running one."""
+
+    gpus: float
+    """What each new actor of the pool reserves."""
+    actors: dict[int, Any] = field(default_factory=dict)
+    ready: dict[int, Any] = field(default_factory=dict)
+    busy: Counter[int] = field(default_factory=Counter)
+    retiring: dict[int, Any] = field(default_factory=dict)
+    next_id: int = 0
+
+    def add(self, actor: Any) -> None:
+        self.actors[self.next_id] = actor
+        self.ready[self.next_id] = actor.__ray_ready__.remote()
+        self.next_id += 1
 
     def pick(self) -> int:
-        return min(range(len(self.actors)), key=lambda i: self.busy[i])
+        """The least busy actor among those up (among all while none is up yet)."""
+        ids = list(self.actors)
+        refs = [self.ready[i] for i in ids]
+        up, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+        candidates = [i for i, ref in zip(ids, refs, strict=True) if ref in up] or ids
+        return min(candidates, key=lambda i: (self.busy[i], i))
+
+    def retire(self, count: int | None = None) -> None:
+        """Stop giving work to `count` actors (all when None), idle ones first."""
+        order = sorted(self.actors, key=lambda i: (self.busy[i], -i))
+        for actor_id in order[:len(order) if count is None else count]:
+            self.retiring[actor_id] = self.actors.pop(actor_id)
+            self.ready.pop(actor_id)
+            self.release_retired(actor_id)
+
+    def release_retired(self, actor_id: int) -> None:
+        if actor_id in self.retiring and self.busy[actor_id] <= 0:
+            ray.kill(self.retiring.pop(actor_id), no_restart=True)
+            self.busy.pop(actor_id, None)
+
+    def resize(self, size: int, gpus: float, new_actor: Callable[[], Any]) -> None:
+        if gpus != self.gpus:  # its actors hold the old share: replaced, not resized
+            self.retire()
+            self.gpus = gpus
+        if len(self.actors) > size:
+            self.retire(len(self.actors) - size)
+        for _ in range(size - len(self.actors)):
+            self.add(new_actor())
+
+    def stop(self) -> None:
+        for actor in [*self.actors.values(), *self.retiring.values()]:
+            ray.kill(actor, no_restart=True)
+        self.actors.clear()
+        self.retiring.clear()
 
 
 class ActorPools:
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
+        self.declared: dict[PoolKey, Demand] = {}
+        """Each pool's demand with the resources its stage declares."""
         self.demand: dict[PoolKey, Demand] = {}
+        """The same with the GPU shares the pools get."""
         self.pools: dict[PoolKey, Pool] = {}
+        self.sizes: dict[PoolKey, int] = {}
         self.cluster: dict[str, float] = {}
+        self.gpu_nodes: list[float] = []
         self._lock = threading.Lock()
 
-    def add(self, sessions: list[JobSession], cluster: dict[str, float]) -> set[PoolKey]:
+    def add(self, sessions: list[JobSession], cluster: dict[str, float],
+            gpu_nodes: Sequence[float]) -> set[PoolKey]:
         """Count what these jobs will ask of each pool (refusing a stage the cluster cannot
-        host, before anything of theirs starts); the pools they add."""
-        self.cluster = cluster
-        gpus = cluster.get("GPU", 0.0)
-        demand = gpu_demand(sessions, self.registry, gpus)
+        host, before anything of theirs starts) and replan every pool; the pools added."""
+        self.cluster, self.gpu_nodes = cluster, list(gpu_nodes)
+        demand = gpu_demand(sessions, self.registry, cluster.get("GPU", 0.0))
         check_fits(demand, cluster)
-        with self._lock:  # the scheduler's thread may be starting a pool
-            added = set(demand) - set(self.demand)
+        with self._lock:  # the scheduler's thread may be starting or picking from a pool
+            added = set(demand) - set(self.declared)
             for key, need in demand.items():
-                if key in self.demand:
-                    earlier = self.demand[key]
+                if key in self.declared:
+                    earlier = self.declared[key]
                     need = replace(earlier, jobs=earlier.jobs + need.jobs,
                                    fresh=earlier.fresh or need.fresh)
-                self.demand[key] = need
-            self.demand = share_gpus(self.demand, gpus)
-            for key in set(demand) & set(self.pools):  # more jobs for a warm pool: grow it
-                self._grow(key)
+                self.declared[key] = need
+            self.demand = share_gpus(dict(self.declared), self.gpu_nodes)
+            self.sizes = pool_sizes(self.demand, self.gpu_nodes, cluster.get("CPU", 1.0))
+            for key in self.pools:
+                self._resize(key)
         return added
 
     def start(self, key: PoolKey) -> None:
         with self._lock:
             if key not in self.pools:
-                self.pools[key] = self._new_pool(key, self.demand[key])
+                self.pools[key] = Pool(self.demand[key].resources.gpus)
+                self._resize(key)
 
     def acquire(self, key: PoolKey) -> tuple[Any, int]:
         """An actor of the pool (started now if it is not), counted busy until released."""
         self.start(key)
-        pool = self.pools[key]
-        index = pool.pick()
-        pool.busy[index] += 1
-        return pool.actors[index], index
+        with self._lock:
+            pool = self.pools[key]
+            actor_id = pool.pick()
+            pool.busy[actor_id] += 1
+            return pool.actors[actor_id], actor_id
 
-    def release(self, key: PoolKey, index: int) -> None:
-        self.pools[key].busy[index] -= 1
+    def release(self, key: PoolKey, actor_id: int) -> None:
+        with self._lock:
+            pool = self.pools[key]
+            pool.busy[actor_id] -= 1
+            pool.release_retired(actor_id)
 
     def stop(self) -> None:
         with self._lock:
             for pool in self.pools.values():
-                for actor in pool.actors:
-                    ray.kill(actor, no_restart=True)
+                pool.stop()
             self.pools.clear()
 
-    def _new_pool(self, key: PoolKey, need: Demand) -> Pool:
-        size = pool_size(need.resources, need.jobs, self.cluster)
-        log.info("%s: %d actor(s) with %g GPU each", key[0], size, need.resources.gpus)
-        return Pool([self._actor(key, need) for _ in range(size)], Counter())
-
-    def _grow(self, key: PoolKey) -> None:
+    def _resize(self, key: PoolKey) -> None:
         need, pool = self.demand[key], self.pools[key]
-        more = pool_size(need.resources, need.jobs, self.cluster) - len(pool.actors)
-        if more > 0:
-            pool.actors += [self._actor(key, need) for _ in range(more)]
-            log.info("%s: %d more actor(s) for the jobs that came", key[0], more)
+        before = len(pool.actors)
+        pool.resize(self.sizes[key], need.resources.gpus, lambda: self._actor(key, need))
+        if len(pool.actors) != before:
+            log.info("%s: %d actor(s) with %g GPU each", key[0], len(pool.actors),
+                     need.resources.gpus)
 
     def _actor(self, key: PoolKey, need: Demand) -> Any:
         stage = self.registry[key[0]]
@@ -157,29 +199,3 @@ def check_fits(demand: dict[PoolKey, Demand], cluster: dict[str, float]) -> None
         for (stage, _), need in demand.items() if need.resources.gpus > gpus})
     if problems:
         raise PreflightError("\n".join(problems))
-
-
-def share_gpus(demand: dict[PoolKey, Demand], gpus: float) -> dict[PoolKey, Demand]:
-    """Every pool's first actor starts with the run (its model loads while CPU stages work)
-    and holds its GPUs to the end: where one actor per pool asks for more GPUs than the
-    cluster has (ASR's whole GPU and alignment's half on one card), each pool's share is
-    scaled down in proportion, so the models share the devices instead of the last pool
-    waiting forever for a GPU that never frees."""
-    asked = sum(need.resources.gpus for need in demand.values())
-    if asked <= gpus or asked == 0:
-        return demand
-    scale = gpus / asked
-    for key, need in list(demand.items()):
-        share = math.floor(need.resources.gpus * scale * 1e4) / 1e4  # Ray's precision
-        demand[key] = replace(need, resources=replace(need.resources, gpus=share))
-        log.info("%s: %g GPU per actor (its %g shared with the other GPU stages' pools)",
-                 key[0], share, need.resources.gpus)
-    return demand
-
-
-def pool_size(resources: Resources, jobs: int, cluster: dict[str, float]) -> int:
-    if resources.gpus > 0:
-        fit = int(cluster.get("GPU", 0.0) // resources.gpus)
-    else:
-        fit = int(cluster.get("CPU", 1.0) // max(resources.cpus, 1.0))
-    return max(1, min(jobs, fit))

@@ -30,8 +30,9 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from bolly_ray.driver import JobSession
 from bolly_ray.errors import PreflightError, WorkerLostError
 from bolly_ray.events import Observers
-from bolly_ray.executors.actor_pools import ActorPools, PoolKey
+from bolly_ray.executors.actor_pools import ActorPools
 from bolly_ray.executors.base import Executor, Finished, selected_of_kind
+from bolly_ray.executors.gpu_packing import PoolKey
 from bolly_ray.executors.ray_worker import WorkerResult, reap_node, task_attempt
 from bolly_ray.executors.runners import RunnerName
 from bolly_ray.fitting import Hardware
@@ -69,6 +70,7 @@ class RayExecutor(Executor):
         self.worker_env = dict(worker_env or {})
         self._embedded = False
         self._cluster: dict[str, float] = {}
+        self._gpu_nodes: list[float] = []
         self._pools = ActorPools(registry)
         self._jobs: dict[str, JobSession] = {}
         self._inflight: dict[Hashable, tuple[Path, PoolKey, int]] = {}
@@ -92,10 +94,12 @@ class RayExecutor(Executor):
         self._embedded = connect(self.address, self.worker_env) or self._embedded
         self._driver_node = ray.get_runtime_context().get_node_id()
         self._cluster = ray.cluster_resources()  # read once: each read asks the GCS
+        self._gpu_nodes = [node["Resources"]["GPU"] for node in ray.nodes()
+                           if node["Alive"] and node["Resources"].get("GPU", 0.0) > 0]
 
     def admit(self, sessions: list[JobSession]) -> None:
         super().admit(sessions)
-        added = self._pools.add(sessions, self._cluster)
+        added = self._pools.add(sessions, self._cluster, self._gpu_nodes)
         cpu = selected_of_kind(sessions, self.registry, ComputeKind.CPU)
         check_serialisable({stage for stage, _ in added} | cpu, self.registry)
         self._jobs.update({s.job.id: s for s in sessions})

@@ -28,16 +28,16 @@ from typing import Any
 
 import ray
 
-from bolly_ray.audio import read_wav
-from bolly_ray.demo import bundled_model
+from bolly_ray.core.job import validate_job
+from bolly_ray.core.wire import Selection
+from bolly_ray.engine.registry import default_registry
 from bolly_ray.executors.ray_executor import RayExecutor
-from bolly_ray.job import validate_job
-from bolly_ray.registry import default_registry
+from bolly_ray.ops.demo import bundled_model
+from bolly_ray.ops.synth import make_speech_wav
 from bolly_ray.stages.asr import AsrSettings
-from bolly_ray.stages.vad import read_speech
+from bolly_ray.stages.formats.regions import read_speech
+from bolly_ray.stages.support.audio import read_wav
 from bolly_ray.stages.whisper_backends import decoding_options, given_regions, windows
-from bolly_ray.synth import make_speech_wav
-from bolly_ray.wire import Selection
 
 SENTENCES = ["The train to Mumbai leaves at nine in the morning.",
              "Raj and Simran meet again at the station in Punjab.",

@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def node_image(base: str) -> tuple[str, float]:
-    from bolly_ray.node_image import node_tag
+    from bolly_ray.ops.node_image import node_tag
 
     subprocess.run([str(REPO / ".venv" / "bin" / "bolly-ray"), "images", "build", "--mode",
                     "node", "--extra", "demo", "--base-image", base], check=True)

@@ -30,8 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.machine import machine
 from bench.recordings import joined, librispeech_clips
-from bolly_ray.audio import SAMPLE_RATE, read_wav, wav_samples
-from bolly_ray.demo import conversation_audio
+from bolly_ray.ops.demo import conversation_audio
+from bolly_ray.stages.support.audio import SAMPLE_RATE, read_wav, wav_samples
 
 
 @dataclass(frozen=True)

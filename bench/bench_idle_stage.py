@@ -29,7 +29,7 @@ from pathlib import Path
 started = time.monotonic()
 from bolly_ray.spec import StageContext
 from bolly_ray.stages.align import AlignSettings, AlignStage
-from bolly_ray.transcript import Segment, Transcript
+from bolly_ray.stages.formats.transcript import Segment, Transcript
 imported = time.monotonic()
 work = Path(sys.argv[1])
 with wave.open(str(work / "audio.wav"), "wb") as wav:

@@ -28,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.machine import machine
-from bolly_ray.demo import bundled_model
+from bolly_ray.ops.demo import bundled_model
 from tests.media.long_film import make_long_film, sparse_script
 from tests.peak_rss import Measured, run_measured
 

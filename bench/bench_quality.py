@@ -213,7 +213,7 @@ def worse(results: list[Result]) -> list[str]:
 
 
 def installed_models(requested: list[str] | None) -> list[str]:
-    from bolly_ray.stages.packaged_models import packaged_model
+    from bolly_ray.stages.support.packaged_models import packaged_model
 
     if requested:
         return requested

@@ -25,10 +25,10 @@ from pathlib import Path
 import ray
 from pydantic import Field
 
+from bolly_ray.core.job import validate_job
+from bolly_ray.engine.registry import Registry, build_registry
 from bolly_ray.executors import JobIntake
 from bolly_ray.executors.ray_executor import RayExecutor
-from bolly_ray.job import validate_job
-from bolly_ray.registry import Registry, build_registry
 from bolly_ray.spec import (
     ComputeKind,
     Locality,

@@ -39,9 +39,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.machine import machine
-from bolly_ray.audio import SAMPLE_RATE, read_wav, wav_samples
-from bolly_ray.demo import bundled_model
+from bolly_ray.ops.demo import bundled_model
 from bolly_ray.stages import vad
+from bolly_ray.stages.formats.regions import Region
+from bolly_ray.stages.support.audio import SAMPLE_RATE, read_wav, wav_samples
 
 GAPS_S = (1.0, 1.5, 2.0)  # silence between the concatenated clips, in turn
 EDGE_S = 1.0  # silence before the first clip and after the last
@@ -107,22 +108,22 @@ def whisper_words(path: Path) -> list[tuple[float, float]]:
     return [(w.start, w.end) for piece in pieces for w in piece.words or []]
 
 
-def regions(path: Path, chosen: vad.Backend) -> list[vad.Region]:
+def regions(path: Path, chosen: vad.Backend) -> list[Region]:
     """What the vad stage writes with default settings (before rounding to milliseconds)."""
     settings = vad.VadSettings(model=chosen)
     found = vad.silero_regions(path, wav_samples(path) / SAMPLE_RATE, settings, chosen)
     return vad.merge(found, settings.merge_gap_s)
 
 
-def covered_s(span: tuple[float, float], found: list[vad.Region]) -> float:
+def covered_s(span: tuple[float, float], found: list[Region]) -> float:
     return sum(max(0.0, min(span[1], e) - max(span[0], s)) for s, e in found)
 
 
-def missed_words(words: list[tuple[float, float]], found: list[vad.Region]) -> int:
+def missed_words(words: list[tuple[float, float]], found: list[Region]) -> int:
     return sum(not any(s <= (a + b) / 2 <= e for s, e in found) for a, b in words)
 
 
-def differences_ms(first: list[vad.Region], second: list[vad.Region]) -> tuple[str, str]:
+def differences_ms(first: list[Region], second: list[Region]) -> tuple[str, str]:
     """Largest |start| and |end| differences of the regions that overlap most, in ms."""
     starts, ends, unmatched = [], [], 0
     for s, e in first:
@@ -182,13 +183,13 @@ path, which = Path(sys.argv[1]), sys.argv[2]
 started = time.perf_counter()
 if which == "silero-vad frame by frame":
     from silero_vad import get_speech_timestamps, load_silero_vad
-    from bolly_ray.audio import read_wav
+    from bolly_ray.stages.support.audio import read_wav
     from bolly_ray.stages.vad import merge
     found = merge([(c["start"] / 16000, c["end"] / 16000) for c in get_speech_timestamps(
         read_wav(path), load_silero_vad(onnx=True), min_speech_duration_ms=250,
         min_silence_duration_ms=500, speech_pad_ms=200, max_speech_duration_s=30)], 0.3)
 else:
-    from bolly_ray.audio import wav_samples
+    from bolly_ray.stages.support.audio import wav_samples
     from bolly_ray.stages import vad
     settings = vad.VadSettings(model=which)
     found = vad.merge(vad.silero_regions(path, wav_samples(path) / 16000, settings, which),

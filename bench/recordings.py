@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bolly_ray.audio import SAMPLE_RATE, read_wav
-from bolly_ray.demo import conversation_audio
+from bolly_ray.ops.demo import conversation_audio
+from bolly_ray.stages.support.audio import SAMPLE_RATE, read_wav
 
 GAPS_S = (1.0, 1.5, 2.0)  # pauses between the joined clips, in turn
 NOISE_SNR_DB = 5.0

@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from bolly_ray.core.secrets import Secrets
 from bolly_ray.errors import StageTimeoutError
-from bolly_ray.secrets import Secrets
 
 if TYPE_CHECKING:
-    from bolly_ray.hardware import HardwareProfile
+    from bolly_ray.core.hardware import HardwareProfile
 
 SOURCE_ARTIFACT = "media"
 """The artifact every job provides: the source media file."""
@@ -128,7 +128,7 @@ class StageSpec:
     needs_network: bool = False
     """Its container gets a network (TMDB); every other stage container has none."""
     secrets: tuple[str, ...] = ()
-    """Secrets (fields of `bolly_ray.secrets.Secrets`) its attempts receive in `ctx.secrets`."""
+    """Secrets (fields of `bolly_ray.core.secrets.Secrets`) its attempts get in `ctx.secrets`."""
     node_labels: Mapping[str, str] = field(default_factory=dict)
     """Ray node labels an attempt must run on (e.g. {"bolly-ray/media": "true"})."""
     critical: bool = True

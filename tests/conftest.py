@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from bolly_ray.transcript import Segment, Word
+from bolly_ray.stages.formats.transcript import Segment, Word
 from tests.media.make_media import MediaCase, build_all
 
 REPO = Path(__file__).resolve().parent.parent
@@ -43,7 +43,7 @@ def image_prefix() -> Iterator[str]:
         yield prefix
     with contextlib.suppress(Exception):  # no engine here: nothing was built
         import docker
-        from bolly_ray.images import remove_prefixed
+        from bolly_ray.ops.images import remove_prefixed
 
         remove_prefixed(docker.from_env(), prefix)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bolly_ray.stages.packaged_models import BASE_PARTS, join_halves, package_folder
+from bolly_ray.stages.support.packaged_models import BASE_PARTS, join_halves, package_folder
 
 
 def assemble_base_model(folder: Path) -> Path | None:

@@ -17,18 +17,18 @@ import pytest
 import ray
 from ray.cluster_utils import Cluster
 
+from bolly_ray.core.fitting import Host, fit
+from bolly_ray.core.hardware import detect_profile
+from bolly_ray.core.job import JobBase, validate_job
+from bolly_ray.core.wire import Selection
+from bolly_ray.engine.registry import default_registry
 from bolly_ray.errors import PreflightError
 from bolly_ray.executors import LocalExecutor
 from bolly_ray.executors.ray_executor import RayExecutor
-from bolly_ray.fitting import Host, fit
-from bolly_ray.hardware import detect_profile
-from bolly_ray.job import JobBase, validate_job
-from bolly_ray.registry import default_registry
+from bolly_ray.ops.synth import make_speech_wav
 from bolly_ray.stages.asr import AsrSettings, AsrStage
 from bolly_ray.stages.diarize import DiarizeSettings, DiarizeStage
-from bolly_ray.stages.packaged_models import packaged_model
-from bolly_ray.synth import make_speech_wav
-from bolly_ray.wire import Selection
+from bolly_ray.stages.support.packaged_models import packaged_model
 from tests.conftest import read_manifest
 from tests.test_hardware import H200, fake_smi
 

@@ -16,7 +16,7 @@ import pytest
 from bench import bench_quality
 from bench.recordings import dataset_recordings, librispeech_clips
 from bench.scoring import TimedWord, both_rates, boundary_errors
-from bolly_ray.stages.packaged_models import packaged_model
+from bolly_ray.stages.support.packaged_models import packaged_model
 
 
 def test_scores_count_words_as_asr_benchmarks_do() -> None:

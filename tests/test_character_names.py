@@ -11,9 +11,9 @@ from pathlib import Path
 
 from bolly_ray.spec import StageContext
 from bolly_ray.stages.character_names import name_speakers
-from bolly_ray.stages.glossary import Glossary, Term
+from bolly_ray.stages.formats.glossary import Glossary, Term
+from bolly_ray.stages.formats.transcript import Segment, Transcript, read_transcript
 from bolly_ray.stages.speakers import SpeakerSettings, SpeakersStage
-from bolly_ray.transcript import Segment, Transcript, read_transcript
 
 CAST = ["Raj Malhotra", "Simran Singh", "Baldev Singh"]
 

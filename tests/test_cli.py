@@ -8,9 +8,9 @@ from pathlib import Path
 import pysubs2
 import webvtt
 
-from bolly_ray.demo import conversation_audio
-from bolly_ray.images import image_tag
-from bolly_ray.synth import make_speech_wav
+from bolly_ray.ops.demo import conversation_audio
+from bolly_ray.ops.synth import make_speech_wav
+from bolly_ray.runtime.image_names import image_tag
 from tests.conftest import assert_one_line_error, bolly, read_manifest, stage_output
 from tests.media.make_media import MediaCase
 

@@ -80,7 +80,7 @@ def test_kuberay_manifest_matches_the_cluster_shape() -> None:
 
 def test_every_deployment_runs_the_node_images_images_build_makes(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from bolly_ray.node_image import node_tag
+    from bolly_ray.ops.node_image import node_tag
 
     monkeypatch.delenv("BOLLY_RAY_IMAGE_PREFIX", raising=False)
     cpu, gpu = node_tag(), node_tag(gpu=True)

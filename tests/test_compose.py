@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from bolly_ray.registry import default_registry
+from bolly_ray.engine.registry import default_registry
+from bolly_ray.ops.synth import make_speech_wav
 from bolly_ray.spec import ComputeKind
-from bolly_ray.synth import make_speech_wav
 from tests.conftest import bolly
 from tests.test_containers import docker_client as docker_client  # a fixture used here
 

@@ -19,12 +19,12 @@ from pathlib import Path
 import docker.errors
 import pytest
 
+from bolly_ray.core.job import load_job
+from bolly_ray.core.wire import folder_id
+from bolly_ray.engine.registry import default_registry
 from bolly_ray.errors import UsageError
-from bolly_ray.images import image_prefix, image_tag, resolve_images
-from bolly_ray.job import load_job
-from bolly_ray.registry import default_registry
-from bolly_ray.synth import make_speech_wav
-from bolly_ray.wire import folder_id
+from bolly_ray.ops.synth import make_speech_wav
+from bolly_ray.runtime.image_names import image_prefix, image_tag, resolve_images
 from tests.conftest import BOLLY_RAY, bolly, read_manifest
 from tests.tmdb_server import API_KEY, tmdb_server
 
@@ -218,7 +218,7 @@ def test_the_reaper_leaves_a_same_named_job_of_another_folder_alone(
         docker_client: object) -> None:
     """Two suites (or users) on one engine both run a job called demo: preflight must remove
     only its own folder's leftovers, never the other run's live containers."""
-    from bolly_ray.container import reap
+    from bolly_ray.runtime.containers import reap
 
     labels = {"bolly-ray": "stage", "bolly-ray.job": "demo", "bolly-ray.stage": "demux"}
     mine, theirs = (docker_client.containers.create(  # type: ignore[attr-defined]
@@ -273,7 +273,7 @@ def test_images_dry_run_in_full_mode_lists_gpu_stages_with_cuda(docker_client: o
 
 def test_a_rebuilt_image_replaces_the_old_one_and_leaves_no_intermediates(
         stage_images: dict, docker_client: object) -> None:
-    from bolly_ray.images import bolly_ray_wheel, build_image, plan_images, wheels_for
+    from bolly_ray.ops.images import bolly_ray_wheel, build_image, plan_images, wheels_for
 
     [plan] = plan_images(default_registry(), "native", "glossary", BASE)
     cache = Path.home() / ".cache" / "bolly-ray" / "wheels"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bolly_ray.dag import build_pipeline
+from bolly_ray.core.dag import build_pipeline
 from bolly_ray.errors import UsageError
 from tests.fakes import fake, fan_out_fan_in
 
@@ -68,7 +68,7 @@ def test_partly_provided_outputs_are_rejected() -> None:
 
 
 def test_a_provided_artifact_replaces_its_producer_and_skips_what_only_fed_it() -> None:
-    from bolly_ray.registry import default_registry
+    from bolly_ray.engine.registry import default_registry
 
     built_in = default_registry().specs
     assert build_pipeline(built_in, {"media"}).order == (
@@ -86,7 +86,7 @@ def test_a_provided_artifact_replaces_its_producer_and_skips_what_only_fed_it() 
 
 
 def test_diarization_runs_beside_asr_not_after_it() -> None:
-    from bolly_ray.registry import default_registry
+    from bolly_ray.engine.registry import default_registry
 
     pipeline = build_pipeline(default_registry().specs, {"media"})
     assert pipeline.upstream("diarize") == ["demux", "vad"]  # it reads only where speech is

@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 
 from bench.bench_diarize import der, nine_speakers, run_diarizer, the_call
+from bolly_ray.core.job import validate_job
+from bolly_ray.core.wire import Selection
+from bolly_ray.engine.registry import default_registry
 from bolly_ray.executors import LocalExecutor
-from bolly_ray.job import validate_job
-from bolly_ray.registry import default_registry
 from bolly_ray.stages.diarize import DiarizeSettings
 from bolly_ray.stages.packaged_diarizer import CHUNK, cluster, cluster_all, packaged_problem
-from bolly_ray.wire import Selection
 from tests.conftest import read_manifest, stage_output
 
 pytestmark = pytest.mark.skipif(packaged_problem() is not None,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bolly_ray.store import write_atomic
+from bolly_ray.core.files import write_atomic
 from tests.conftest import assert_one_line_error, bolly, read_manifest
 
 

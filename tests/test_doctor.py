@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from bolly_ray.core.job import validate_job
+from bolly_ray.engine.registry import build_registry
 from bolly_ray.errors import UsageError
 from bolly_ray.executors import LocalExecutor
-from bolly_ray.job import validate_job
-from bolly_ray.registry import build_registry
 from tests.conftest import assert_one_line_error, bolly
 from tests.fakes import fake
 

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from bolly_ray.core.job import JobBase, validate_job
+from bolly_ray.core.wire import Selection
+from bolly_ray.engine.registry import build_registry
 from bolly_ray.errors import UsageError
 from bolly_ray.executors import LocalExecutor
 from bolly_ray.executors.preflight import Preflight
-from bolly_ray.job import JobBase, validate_job
-from bolly_ray.registry import build_registry
-from bolly_ray.wire import Selection
 from tests import fakes
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import docker.errors
 import pytest
 
-from bolly_ray.images import image_tag
+from bolly_ray.runtime.image_names import image_tag
 from tests.conftest import bolly, read_manifest
 from tests.test_containers import BASE, demo_job, docker_client, folder_label, job_dir_of
 from tests.test_ray_cli import free_port, start_raylet, stop, wait_for_nodes

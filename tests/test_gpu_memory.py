@@ -7,7 +7,7 @@ import importlib.util
 import pytest
 
 from bolly_ray.errors import StageError
-from bolly_ray.gpu_memory import is_out_of_memory, with_batch_halving
+from bolly_ray.stages.support.gpu_memory import is_out_of_memory, with_batch_halving
 
 
 def out_of_memory() -> BaseException:
@@ -67,7 +67,7 @@ def test_out_of_memory_is_recognised_by_type_and_message(error: BaseException,
 
 
 def test_a_library_whose_parent_package_is_missing_is_simply_not_installed() -> None:
-    from bolly_ray.modules import installed
+    from bolly_ray.core.modules import installed
 
     assert installed("json") and installed("bolly_ray.stages")
     assert not installed("no_such_parent_pkg.audio")  # find_spec alone would raise here

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bolly_ray.hardware import CACHE_NAME, HardwareProfile, cached_profile
+from bolly_ray.core.hardware import CACHE_NAME, HardwareProfile, cached_profile
 from tests.conftest import bolly
 from tests.media.make_media import MediaCase
 

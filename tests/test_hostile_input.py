@@ -12,7 +12,7 @@ from pathlib import Path
 import pysubs2
 import pytest
 
-from bolly_ray.demo import bundled_model
+from bolly_ray.ops.demo import bundled_model
 from tests.conftest import assert_one_line_error, bolly, read_manifest
 from tests.media import hostile
 

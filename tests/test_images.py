@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from bolly_ray.wheel_strip import strip_tool, strip_wheel
+from bolly_ray.ops.wheel_strip import strip_tool, strip_wheel
 
 STRIP = strip_tool()
 pytestmark = pytest.mark.skipif(STRIP is None, reason="binutils' strip is not installed")

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from bolly_ray.core.job import load_job
+from bolly_ray.engine.registry import default_registry
 from bolly_ray.errors import UsageError
-from bolly_ray.job import load_job
-from bolly_ray.registry import default_registry
 
 
 @pytest.fixture
@@ -89,7 +89,7 @@ def test_set_overrides_are_validated_like_the_file(tmp_path: Path, registry) -> 
 
 
 def test_schema_lists_every_stage_setting(registry) -> None:
-    from bolly_ray.job import job_model
+    from bolly_ray.core.job import job_model
 
     schema = json.dumps(job_model(registry.specs).model_json_schema())
     for name in registry:

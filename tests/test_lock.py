@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from bolly_ray.engine.lock import JobLock
 from bolly_ray.errors import JobLockedError
-from bolly_ray.lock import JobLock
 
 HOLD = """
 import sys, time
 from pathlib import Path
-from bolly_ray.lock import JobLock
+from bolly_ray.engine.lock import JobLock
 JobLock(Path(sys.argv[1]), "j").acquire()
 print("held", flush=True)
 time.sleep(60)

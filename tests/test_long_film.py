@@ -18,14 +18,14 @@ from pathlib import Path
 import jiwer
 import pytest
 
-from bolly_ray.demo import bundled_model
+from bolly_ray.core.job import validate_job
+from bolly_ray.core.wire import Selection
+from bolly_ray.engine.registry import default_registry
 from bolly_ray.executors import LocalExecutor
-from bolly_ray.job import validate_job
-from bolly_ray.registry import default_registry
+from bolly_ray.ops.demo import bundled_model
 from bolly_ray.stages import asr, vad
+from bolly_ray.stages.formats.transcript import Segment, Transcript, Word
 from bolly_ray.stages.packaged_diarizer import packaged_problem
-from bolly_ray.transcript import Segment, Transcript, Word
-from bolly_ray.wire import Selection
 from tests.conftest import BOLLY_RAY, read_manifest, stage_output, words_of
 from tests.media.long_film import SENTENCES, run_of_speech, write_long_wav
 from tests.peak_rss import run_measured

@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
+from bolly_ray.core.job import validate_job
+from bolly_ray.core.wire import Selection
+from bolly_ray.engine.registry import default_registry
 from bolly_ray.executors import LocalExecutor
-from bolly_ray.job import validate_job
-from bolly_ray.registry import default_registry
+from bolly_ray.ops.synth import make_speech_wav
 from bolly_ray.stages.asr import AsrSettings, transcript_language
+from bolly_ray.stages.formats.transcript import Segment, Transcript
 from bolly_ray.stages.spoken_languages import RegionLanguage, best_of, language_runs, settle
 from bolly_ray.stages.translate import by_language
-from bolly_ray.synth import make_speech_wav
-from bolly_ray.transcript import Segment, Transcript
-from bolly_ray.wire import Selection
 from tests.conftest import assert_one_line_error, bolly, read_manifest, stage_output, words_of
 from tests.models import assemble_base_model
 

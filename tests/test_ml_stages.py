@@ -14,14 +14,14 @@ from pathlib import Path
 import jiwer
 import pytest
 
-from bolly_ray.demo import bundled_model
+from bolly_ray.core.job import validate_job
+from bolly_ray.core.wire import Selection
+from bolly_ray.engine.registry import default_registry
 from bolly_ray.executors import LocalExecutor
-from bolly_ray.job import validate_job
-from bolly_ray.registry import default_registry
+from bolly_ray.ops.demo import bundled_model
+from bolly_ray.ops.synth import make_speech_wav
+from bolly_ray.stages.formats.transcript import Segment, Transcript
 from bolly_ray.stages.vad import VadSettings
-from bolly_ray.synth import make_speech_wav
-from bolly_ray.transcript import Segment, Transcript
-from bolly_ray.wire import Selection
 from tests.conftest import assert_one_line_error, bolly, read_manifest, stage_output, words_of
 from tests.models import assemble_base_model
 

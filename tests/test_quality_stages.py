@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bolly_ray.core.job import validate_job
+from bolly_ray.core.wire import Selection
+from bolly_ray.engine.registry import default_registry
 from bolly_ray.executors import LocalExecutor
-from bolly_ray.job import validate_job
-from bolly_ray.registry import default_registry
-from bolly_ray.synth import make_speech_wav
-from bolly_ray.transcript import Segment, Transcript
-from bolly_ray.wire import Selection
+from bolly_ray.ops.synth import make_speech_wav
+from bolly_ray.stages.formats.transcript import Segment, Transcript
 from tests.conftest import read_manifest, segment, stage_output
 from tests.tmdb_server import API_KEY, MOVIE_ID, READ_TOKEN, FakeTmdb, tmdb_server
 

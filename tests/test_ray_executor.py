@@ -14,11 +14,11 @@ import pytest
 import ray
 from ray.cluster_utils import Cluster
 
+from bolly_ray.core.job import JobBase, validate_job
+from bolly_ray.engine.events import JobEvent, Observers, StageEvent
+from bolly_ray.engine.registry import build_registry
 from bolly_ray.errors import UsageError
-from bolly_ray.events import JobEvent, Observers, StageEvent
 from bolly_ray.executors.ray_executor import RayExecutor
-from bolly_ray.job import JobBase, validate_job
-from bolly_ray.registry import build_registry
 from bolly_ray.spec import Locality
 from tests import fakes
 

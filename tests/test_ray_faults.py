@@ -15,9 +15,9 @@ import pytest
 import ray
 from ray.cluster_utils import Cluster
 
+from bolly_ray.engine.registry import build_registry
 from bolly_ray.executors import LocalExecutor
 from bolly_ray.executors.ray_executor import RayExecutor
-from bolly_ray.registry import build_registry
 from tests import fakes
 from tests.test_ray_executor import gpu_graph, jobs_for, manifests
 

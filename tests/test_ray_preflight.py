@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import ray
 
+from bolly_ray.engine.registry import build_registry
 from bolly_ray.errors import PreflightError
 from bolly_ray.executors.gpu_packing import Demand, share_gpus
 from bolly_ray.executors.ray_executor import RayExecutor, check_serialisable
-from bolly_ray.registry import build_registry
 from bolly_ray.spec import Resources, Stage, StageSettings, StageSpec
 from tests.test_ray_executor import gpu_graph, jobs_for
 

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from bolly_ray.demo import conversation_audio
-from bolly_ray.stages.packaged_models import packaged_model
+from bolly_ray.ops.demo import conversation_audio
+from bolly_ray.stages.formats.transcript import Segment, Transcript, Word
 from bolly_ray.stages.speakers import SpeakerSettings, Turn, assign_speakers
 from bolly_ray.stages.subtitle_layout import Cue, LayoutRules, build_cues
-from bolly_ray.transcript import Segment, Transcript, Word
+from bolly_ray.stages.support.packaged_models import packaged_model
 
 LABEL = re.compile(r"^\[[^\]]+\] ")
 DASH = "- "
@@ -153,7 +153,7 @@ def measure(transcript: Transcript, rules: LayoutRules, build: Build = build_cue
 
 def report(layout_file: str | None = None) -> None:
     """Print `measure` for each rule set; `layout_file` is another subtitle_layout.py (say the
-    one before "readable cues", from `git show 686cbca:stages/subtitle_layout.py`)."""
+    one before "readable cues", from `git show 686cbca:bolly_ray/stages/subtitle_layout.py`)."""
     build = build_cues
     if layout_file:
         spec = importlib.util.spec_from_file_location("other_layout", layout_file)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from bolly_ray.engine.registry import build_registry, default_registry, load_plugins
 from bolly_ray.errors import UsageError
-from bolly_ray.registry import build_registry, default_registry, load_plugins
 from bolly_ray.spec import Stage, StageSpec
 from tests.conftest import PLUGIN_SITE
 from tests.fakes import fake
@@ -59,7 +59,7 @@ def test_every_stage_loads_with_only_what_every_stage_image_holds() -> None:
     """A stage container imports every stage module (the registry), in an image that holds
     the core requirements and its own stage's: a top-level import of anything else crashes
     every other stage's container (packaging once, threadpoolctl once). Fast, without Docker."""
-    from bolly_ray.images import CORE_REQUIREMENTS
+    from bolly_ray.ops.images import CORE_REQUIREMENTS
 
     allowed = {"bolly_ray", "pydantic", "pydantic_core", "typing_extensions", "annotated_types",
                "typing_inspection", "pysubs2", "pycountry"}
@@ -73,8 +73,8 @@ class OnlyTheImage(importlib.abc.MetaPathFinder):
         if not (top in sys.stdlib_module_names or top in ALLOWED or top.startswith("_")):
             raise ModuleNotFoundError(f"No module named {{name!r}} in a stage image")
 sys.meta_path.insert(0, OnlyTheImage())
-import bolly_ray.container_entry
-from bolly_ray.registry import default_registry
+import bolly_ray.runtime.container_entry
+from bolly_ray.engine.registry import default_registry
 print(sorted(default_registry()))
 """
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,

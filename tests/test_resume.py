@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from bolly_ray.hashing import artifact_files
-from bolly_ray.transcript import Segment, Transcript
+from bolly_ray.core.hashing import artifact_files
+from bolly_ray.stages.formats.transcript import Segment, Transcript
 from tests.conftest import BOLLY_RAY, PLUGIN_SITE, assert_one_line_error, bolly, read_manifest
 from tests.media.make_media import MediaCase
 

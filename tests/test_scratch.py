@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from bolly_ray.scratch import new_scratch, remove_orphaned
+from bolly_ray.runtime.scratch import new_scratch, remove_orphaned
 
 
 def scratch_of_a_dead_worker(root: Path) -> Path:
     """A folder made by a real process that then died without cleaning up (like SIGKILL)."""
-    code = ("import os; from bolly_ray.scratch import new_scratch; "
+    code = ("import os; from bolly_ray.runtime.scratch import new_scratch; "
             "f = new_scratch('asr'); (f / 'audio.wav').write_bytes(b'x' * 1000); print(f); "
             "os._exit(0)")
     done = subprocess.run([sys.executable, "-c", code], env={**os.environ, "TMPDIR": str(root)},

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bolly_ray.secrets import Secrets, withheld_from_children
+from bolly_ray.core.secrets import Secrets, withheld_from_children
 from tests.conftest import assert_one_line_error, bolly
 
 CANARY = "canary-secret-4f1d"

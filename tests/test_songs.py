@@ -12,15 +12,15 @@ import pytest
 
 from bench.recordings import write_wav
 from bench.song_mixes import SongMix, available, decode, music_tracks, song_mix, song_piece
-from bolly_ray.audio import SAMPLE_RATE
+from bolly_ray.core.job import validate_job
+from bolly_ray.core.wire import Selection
+from bolly_ray.engine.registry import default_registry
 from bolly_ray.errors import StageError
 from bolly_ray.executors import LocalExecutor
-from bolly_ray.job import validate_job
-from bolly_ray.registry import default_registry
 from bolly_ray.stages import yamnet
+from bolly_ray.stages.formats.transcript import Segment, Transcript
 from bolly_ray.stages.lyrics import LyricsSettings, music_seconds, song_spans
-from bolly_ray.transcript import Segment, Transcript
-from bolly_ray.wire import Selection
+from bolly_ray.stages.support.audio import SAMPLE_RATE
 from tests.conftest import read_manifest, segment, stage_output
 
 pytestmark = pytest.mark.skipif(

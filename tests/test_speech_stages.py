@@ -12,12 +12,12 @@ import jiwer
 import pysubs2
 import pytest
 
-from bolly_ray.demo import bundled_model
+from bolly_ray.core.job import validate_job
+from bolly_ray.core.wire import Selection
+from bolly_ray.engine.registry import default_registry
 from bolly_ray.executors import LocalExecutor
-from bolly_ray.job import validate_job
-from bolly_ray.registry import default_registry
-from bolly_ray.synth import make_speech_wav
-from bolly_ray.wire import Selection
+from bolly_ray.ops.demo import bundled_model
+from bolly_ray.ops.synth import make_speech_wav
 from tests.conftest import assert_one_line_error, bolly, read_manifest, stage_output, words_of
 
 SENTENCES = ["The train to Mumbai leaves at nine.", "Please open the window.",
@@ -170,8 +170,8 @@ def test_a_warm_model_that_sampled_gives_the_next_job_the_fresh_models_transcrip
     before, which is why the backend reloads such a model (CTranslate2 never reseeds it)."""
     import numpy as np
 
-    from bolly_ray.audio import SAMPLE_RATE
     from bolly_ray.stages.asr import AsrSettings, load_whisper
+    from bolly_ray.stages.support.audio import SAMPLE_RATE
 
     with wave.open(str(speech[0])) as wav:
         audio = np.frombuffer(wav.readframes(wav.getnframes()), np.int16) / 32768.0

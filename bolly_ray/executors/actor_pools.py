@@ -23,12 +23,12 @@ from typing import Any
 
 import ray
 
-from bolly_ray.driver import JobSession
+from bolly_ray.core.secrets import Secrets
+from bolly_ray.engine.registry import Registry
+from bolly_ray.engine.session import JobSession
 from bolly_ray.errors import PreflightError
 from bolly_ray.executors.gpu_packing import Demand, PoolKey, pool_sizes, share_gpus
 from bolly_ray.executors.ray_worker import StageActor
-from bolly_ray.registry import Registry
-from bolly_ray.secrets import Secrets
 from bolly_ray.spec import ComputeKind
 
 log = logging.getLogger(__name__)

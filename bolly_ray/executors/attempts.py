@@ -13,13 +13,13 @@ import shutil
 import time
 from collections.abc import Hashable
 
+from bolly_ray.core.wire import AttemptOutcome
+from bolly_ray.engine.events import Observers, StageEvent
+from bolly_ray.engine.joblog import working_for
+from bolly_ray.engine.manifest import StageStatus
 from bolly_ray.errors import WorkerLostError
-from bolly_ray.events import Observers, StageEvent
 from bolly_ray.executors.policy import classify, retry_delay
 from bolly_ray.executors.run_state import Backend, Finished, Flight, RunState
-from bolly_ray.joblog import working_for
-from bolly_ray.manifest import StageStatus
-from bolly_ray.wire import AttemptOutcome
 
 log = logging.getLogger(__name__)
 

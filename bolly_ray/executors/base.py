@@ -16,21 +16,21 @@ from abc import ABC, abstractmethod
 from collections.abc import Hashable, Sequence
 from pathlib import Path
 
-from bolly_ray.container import StageContainers, docker_client, reap
-from bolly_ray.driver import JobSession
+from bolly_ray.core.fitting import Hardware
+from bolly_ray.core.hardware import profile_here
+from bolly_ray.core.job import JobBase, RunnerKind
+from bolly_ray.core.wire import AttemptPlan, Selection, folder_id
+from bolly_ray.engine.events import Observers
+from bolly_ray.engine.joblog import debug_records
+from bolly_ray.engine.registry import Registry
+from bolly_ray.engine.session import JobSession
 from bolly_ray.errors import UsageError
-from bolly_ray.events import Observers
 from bolly_ray.executors.preflight import Preflight, selected_of_kind
 from bolly_ray.executors.runners import Runner, RunnerName
 from bolly_ray.executors.scheduler import Finished, JobOutcome, Scheduler
-from bolly_ray.fitting import Hardware
-from bolly_ray.hardware import profile_here
-from bolly_ray.images import resolve_images
-from bolly_ray.job import JobBase, RunnerKind
-from bolly_ray.joblog import debug_records
-from bolly_ray.registry import Registry
+from bolly_ray.runtime.containers import StageContainers, docker_client, reap
+from bolly_ray.runtime.image_names import resolve_images
 from bolly_ray.spec import ComputeKind
-from bolly_ray.wire import AttemptPlan, Selection, folder_id
 
 log = logging.getLogger(__name__)
 

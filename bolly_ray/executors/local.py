@@ -12,12 +12,12 @@ from itertools import count
 from pathlib import Path
 from typing import Any
 
-from bolly_ray.attempt import run_attempt
+from bolly_ray.core.hardware import detect_gpus, local_gpus
+from bolly_ray.core.wire import AttemptOutcome, AttemptPlan
 from bolly_ray.executors.base import Executor, Finished
 from bolly_ray.executors.runners import RunnerName
-from bolly_ray.hardware import detect_gpus, local_gpus
+from bolly_ray.runtime.attempt import run_attempt
 from bolly_ray.spec import ComputeKind
-from bolly_ray.wire import AttemptOutcome, AttemptPlan
 
 
 class LocalExecutor(Executor):

@@ -13,6 +13,7 @@ import errno
 import logging
 import traceback
 
+from bolly_ray.core.wire import AttemptPlan
 from bolly_ray.errors import (
     BollyRayError,
     StageTimeoutError,
@@ -20,7 +21,6 @@ from bolly_ray.errors import (
     WorkerLostError,
 )
 from bolly_ray.spec import RetryPolicy
-from bolly_ray.wire import AttemptPlan
 
 log = logging.getLogger(__name__)
 

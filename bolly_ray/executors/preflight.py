@@ -14,14 +14,14 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from bolly_ray.driver import JobSession
+from bolly_ray.core.fitting import Hardware, fit, fits_to_hardware
+from bolly_ray.core.job import JobBase
+from bolly_ray.core.wire import Selection
+from bolly_ray.engine.libraries import missing_libraries
+from bolly_ray.engine.registry import Registry
+from bolly_ray.engine.session import JobSession
 from bolly_ray.errors import PreflightError, UsageError
-from bolly_ray.fitting import Hardware, fit, fits_to_hardware
-from bolly_ray.job import JobBase
-from bolly_ray.libraries import missing_libraries
-from bolly_ray.registry import Registry
 from bolly_ray.spec import ComputeKind
-from bolly_ray.wire import Selection
 
 log = logging.getLogger(__name__)
 

@@ -27,30 +27,30 @@ import ray
 import ray.exceptions
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from bolly_ray.driver import JobSession
+from bolly_ray.core.files import write_atomic
+from bolly_ray.core.fitting import Hardware
+from bolly_ray.core.hardware import detect_gpus, profile_here
+from bolly_ray.core.job import RunnerKind
+from bolly_ray.core.secrets import withheld_from_children
+from bolly_ray.core.wire import AttemptOutcome, AttemptPlan
+from bolly_ray.engine.events import Observers
+from bolly_ray.engine.registry import Registry
+from bolly_ray.engine.report import RAY_TIMELINE
+from bolly_ray.engine.session import JobSession
 from bolly_ray.errors import PreflightError, WorkerLostError
-from bolly_ray.events import Observers
 from bolly_ray.executors.actor_pools import ActorPools
 from bolly_ray.executors.base import Executor, Finished, selected_of_kind
 from bolly_ray.executors.gpu_packing import PoolKey
+from bolly_ray.executors.ray_auth import probe, use_token_if_found
 from bolly_ray.executors.ray_worker import WorkerResult, reap_node, task_attempt
 from bolly_ray.executors.runners import RunnerName
-from bolly_ray.fitting import Hardware
-from bolly_ray.hardware import detect_gpus, profile_here
-from bolly_ray.job import RunnerKind
-from bolly_ray.ray_auth import probe, use_token_if_found
-from bolly_ray.registry import Registry
-from bolly_ray.report import RAY_TIMELINE
-from bolly_ray.secrets import withheld_from_children
+from bolly_ray.runtime.transfer import PackedArtifact, pack, unpack
 from bolly_ray.spec import (
     SOURCE_ARTIFACT,
     ComputeKind,
     Locality,
     Stage,
 )
-from bolly_ray.store import write_atomic
-from bolly_ray.transfer import PackedArtifact, pack, unpack
-from bolly_ray.wire import AttemptOutcome, AttemptPlan
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ class RayExecutor(Executor):
             return super()._hardware(sessions)
         self._embedded = connect(self.address, self.worker_env) or self._embedded
         # imported here: cluster_hardware imports this module's connect
-        from bolly_ray.cluster_hardware import gpu_nodes
+        from bolly_ray.executors.cluster_hardware import gpu_nodes
 
         here = profile_here(sessions[0].job.out_root)
         return Hardware(here, ray.cluster_resources().get("GPU", 0.0), gpu_nodes())

@@ -19,14 +19,14 @@ from typing import Any
 
 import ray
 
-from bolly_ray.attempt import run_attempt
-from bolly_ray.container import StageContainers, docker_client, reap
+from bolly_ray.core.secrets import Secrets
+from bolly_ray.core.wire import AttemptPlan
 from bolly_ray.errors import BollyRayError
-from bolly_ray.scratch import new_scratch, remove_orphaned
-from bolly_ray.secrets import Secrets
+from bolly_ray.runtime.attempt import run_attempt
+from bolly_ray.runtime.containers import StageContainers, docker_client, reap
+from bolly_ray.runtime.scratch import new_scratch, remove_orphaned
+from bolly_ray.runtime.transfer import PackedArtifact, pack, unpack
 from bolly_ray.spec import Stage, StageSettings
-from bolly_ray.transfer import PackedArtifact, pack, unpack
-from bolly_ray.wire import AttemptPlan
 
 Shipped = Mapping[str, "ray.ObjectRef[PackedArtifact] | str"]
 

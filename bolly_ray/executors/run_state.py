@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from bolly_ray.driver import JobSession
-from bolly_ray.manifest import JobStatus
-from bolly_ray.wire import AttemptOutcome, AttemptPlan
+from bolly_ray.core.wire import AttemptOutcome, AttemptPlan
+from bolly_ray.engine.manifest import JobStatus
+from bolly_ray.engine.session import JobSession
 
 Finished = tuple[Hashable, AttemptOutcome | BaseException]
 

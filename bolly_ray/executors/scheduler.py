@@ -19,9 +19,11 @@ import queue
 import threading
 import time
 
-from bolly_ray.driver import JobSession, final_status
+from bolly_ray.engine.events import JobEvent, Observers
+from bolly_ray.engine.joblog import close_job_log, open_job_log, working_for
+from bolly_ray.engine.manifest import JobStatus, StageStatus
+from bolly_ray.engine.session import JobSession, final_status
 from bolly_ray.errors import BollyRayError
-from bolly_ray.events import JobEvent, Observers
 from bolly_ray.executors.attempts import Attempts
 from bolly_ray.executors.run_state import (
     Backend,
@@ -31,8 +33,6 @@ from bolly_ray.executors.run_state import (
     JobProgress,
     RunState,
 )
-from bolly_ray.joblog import close_job_log, open_job_log, working_for
-from bolly_ray.manifest import JobStatus, StageStatus
 
 log = logging.getLogger(__name__)
 

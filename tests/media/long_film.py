@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bolly_ray.media import ffmpeg_input, run_tool
-from bolly_ray.synth import SPEECH_RATE, speak
+from bolly_ray.ops.synth import SPEECH_RATE, speak
+from bolly_ray.stages.support.media import ffmpeg_input, run_tool
 
 SENTENCES = (
     "The train to Mumbai leaves at nine in the morning.",

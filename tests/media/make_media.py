@@ -27,7 +27,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-from bolly_ray.synth import make_speech_wav
+from bolly_ray.ops.synth import make_speech_wav
 
 # Bump whenever a recipe changes, so stale files in a reused out_dir get rebuilt.
 RECIPE_VERSION = 1

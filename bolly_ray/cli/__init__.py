@@ -1,0 +1,3 @@
+"""The command line: typer commands that validate their input once and call the layers
+below; rich progress.
+"""

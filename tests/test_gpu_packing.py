@@ -9,9 +9,11 @@ from typing import Any
 import pytest
 import ray
 
-from bolly_ray.executors.actor_pools import Pool
+from bolly_ray.engine.registry import build_registry
+from bolly_ray.executors.actor_pools import ActorPools, Pool
 from bolly_ray.executors.gpu_packing import Demand, GpuBudget, firsts_fit, pool_sizes, share_gpus
 from bolly_ray.spec import Resources, StageSettings
+from tests import fakes
 
 
 def need(gpus: float, jobs: int = 3) -> Demand:
@@ -112,3 +114,28 @@ def test_a_pool_added_later_gets_its_share_of_a_gpu_a_warm_pool_holds(one_gpu: N
     assert not asr.retiring
     assert placed(asr) and placed(align)
     assert asr.pick() in asr.actors
+
+
+@pytest.mark.slow
+def test_an_actor_that_died_is_replaced_by_a_fresh_one(one_gpu: None) -> None:
+    """Ray gives up restarting an actor whose restarts are spent (a node whose workers were
+    killed before it was seen dead spends them at once); retried attempts must not go to
+    it again."""
+    registry = build_registry([fakes.fake("asr", ["media"], ["text"], gpu=True)])
+    pools = ActorPools(registry)
+    key = ("asr", None)
+    pools.declared = pools.demand = {key: need(1.0, jobs=1)}
+    pools.sizes = {key: 1}
+    try:
+        dead, dead_id = pools.acquire(key)
+        ray.kill(dead, no_restart=True)
+        pools.release(key, dead_id)
+        pools.replace_lost(key, dead_id)
+        pools.replace_lost(key, dead_id)  # a second attempt's news of the same death
+        fresh, fresh_id = pools.acquire(key)
+        assert fresh_id != dead_id and list(pools.pools[key].actors) == [fresh_id]
+        assert ray.get(fresh.__ray_ready__.remote(), timeout=30)  # placed on the freed GPU
+        pools.release(key, dead_id)  # late news about the dead one changes nothing
+        assert pools.pools[key].busy[fresh_id] == 1 and dead_id not in pools.pools[key].busy
+    finally:
+        pools.stop()

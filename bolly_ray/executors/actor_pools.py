@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -61,13 +61,16 @@ class Pool:
         candidates = [i for i, ref in zip(ids, refs, strict=True) if ref in up] or ids
         return min(candidates, key=lambda i: (self.busy[i], i))
 
-    def retire(self, count: int | None = None) -> None:
-        """Stop giving work to `count` actors (all when None), idle ones first."""
-        order = sorted(self.actors, key=lambda i: (self.busy[i], -i))
-        for actor_id in order[:len(order) if count is None else count]:
+    def retire(self, actor_ids: Iterable[int]) -> None:
+        """Stop giving work to these actors; each is killed once its attempts returned."""
+        for actor_id in list(actor_ids):
             self.retiring[actor_id] = self.actors.pop(actor_id)
             self.ready.pop(actor_id)
             self.release_retired(actor_id)
+
+    def surplus(self, count: int) -> list[int]:
+        """The `count` actors to retire when the pool shrinks: idle ones, the newest first."""
+        return sorted(self.actors, key=lambda i: (self.busy[i], -i))[:count]
 
     def release_retired(self, actor_id: int) -> None:
         if actor_id in self.retiring and self.busy[actor_id] <= 0:
@@ -76,10 +79,10 @@ class Pool:
 
     def resize(self, size: int, gpus: float, new_actor: Callable[[], Any]) -> None:
         if gpus != self.gpus:  # its actors hold the old share: replaced, not resized
-            self.retire()
+            self.retire(self.actors)
             self.gpus = gpus
         if len(self.actors) > size:
-            self.retire(len(self.actors) - size)
+            self.retire(self.surplus(len(self.actors) - size))
         for _ in range(size - len(self.actors)):
             self.add(new_actor())
 
@@ -142,8 +145,22 @@ class ActorPools:
     def release(self, key: PoolKey, actor_id: int) -> None:
         with self._lock:
             pool = self.pools[key]
-            pool.busy[actor_id] -= 1
-            pool.release_retired(actor_id)
+            if actor_id in pool.actors or actor_id in pool.retiring:
+                pool.busy[actor_id] -= 1
+                pool.release_retired(actor_id)
+
+    def replace_lost(self, key: PoolKey, actor_id: int) -> None:
+        """An actor died under an attempt: it gets no more work and a fresh actor takes its
+        place. Ray restarts a dead actor only until its restarts are spent (a node whose
+        workers were killed before it was seen dead spends them at once), and an attempt
+        retried on a dead actor fails again at once."""
+        with self._lock:
+            pool = self.pools.get(key)
+            if pool is None or actor_id not in pool.actors:
+                return  # replaced already, on an earlier attempt's news
+            log.warning("%s: an actor died; starting another", key[0])
+            pool.retire([actor_id])
+            self._resize(key)
 
     def stop(self) -> None:
         with self._lock:

@@ -10,7 +10,6 @@ modules (scheduler, policy) and know nothing of Ray or Docker.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Hashable, Sequence
@@ -25,16 +24,15 @@ from bolly_ray.engine.joblog import debug_records
 from bolly_ray.engine.registry import Registry
 from bolly_ray.engine.session import JobSession
 from bolly_ray.errors import UsageError
-from bolly_ray.executors.preflight import Preflight, selected_of_kind
+from bolly_ray.executors.docker_runner import DockerRunner, reap_here
+from bolly_ray.executors.preflight import Preflight
 from bolly_ray.executors.runners import Runner, RunnerName
 from bolly_ray.executors.scheduler import Finished, JobOutcome, Scheduler
-from bolly_ray.runtime.containers import StageContainers, docker_client, reap
-from bolly_ray.runtime.image_names import resolve_images
 from bolly_ray.spec import ComputeKind
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Executor", "Finished", "JobIntake", "JobOutcome", "selected_of_kind"]
+__all__ = ["Executor", "Finished", "JobIntake", "JobOutcome"]
 
 
 class JobIntake:
@@ -107,7 +105,7 @@ class Executor(ABC):
         self.in_docker = frozenset(kind for kind, where in ((ComputeKind.CPU, cpu_stages),
                                                             (ComputeKind.GPU, gpu_stages))
                                    if where == RunnerKind.DOCKER)
-        self.containers: StageContainers | None = None
+        self.docker = DockerRunner(self.in_docker) if self.in_docker else None
 
     def run(self, jobs: Sequence[JobBase], selection: Selection | None = None
             ) -> list[JobOutcome]:
@@ -136,13 +134,8 @@ class Executor(ABC):
     def admit(self, sessions: list[JobSession]) -> None:
         """Prepare the backend for these preflighted jobs (their stages' images, pools);
         what they need that it cannot give is refused here, before any of them starts."""
-        if not self.in_docker:
-            return
-        more = stage_containers(sessions, self.registry, self.in_docker)
-        if self.containers is None:
-            self.containers = more
-        else:
-            self.containers.images.update(more.images)
+        if self.docker is not None:
+            self.docker.admit(sessions, self.registry)
 
     # -- what the scheduler asks (bolly_ray.executors.scheduler.Backend) -------------------
 
@@ -156,14 +149,14 @@ class Executor(ABC):
     def runner_for(self, stage: str) -> Runner:
         """The stage's container where its kind runs in containers, else the backend's
         own runner for it."""
-        image = self.containers.images.get(stage) if self.containers is not None else None
+        image = self.docker.image(stage) if self.docker is not None else None
         if image is not None:
             return Runner(RunnerName.DOCKER, image)
         return Runner(self._native_runner(stage))
 
     def opened(self, session: JobSession) -> None:
         """The job's lock is held: containers an earlier run of it left are orphans."""
-        if self.containers is None:
+        if self.docker is None:
             return
         removed = self._reap(folder_id(session.dir.root))
         if removed:
@@ -209,19 +202,9 @@ class Executor(ABC):
     def _reap(self, job_folder: str) -> int:
         """Remove the job folder's leftover stage containers wherever they can be (here:
         this host)."""
-        return reap(docker_client(), {job_folder})
+        return reap_here(job_folder)
 
     def _native_runner(self, stage: str) -> RunnerName:
         """What runs the stage's attempts outside a container."""
         return RunnerName.LOCAL
 
-
-def stage_containers(sessions: list[JobSession], registry: Registry,
-                     kinds: frozenset[ComputeKind]) -> StageContainers:
-    """Images for every stage of these kinds the jobs will run (a stage every job skips
-    needs none); all missing ones named at once."""
-    running = {name for s in sessions for name in s.selected if not s.skip_reason(name)}
-    wanted = {kind: selected_of_kind(sessions, registry, kind) & running for kind in kinds}
-    images = resolve_images(docker_client(), wanted.get(ComputeKind.CPU, set()),
-                            wanted.get(ComputeKind.GPU, set()))
-    return StageContainers(images, keep=os.environ.get("BOLLY_RAY_KEEP_CONTAINERS") == "1")

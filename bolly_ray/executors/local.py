@@ -12,7 +12,7 @@ from itertools import count
 from pathlib import Path
 from typing import Any
 
-from bolly_ray.core.hardware import detect_gpus, local_gpus
+from bolly_ray.core.hardware import detect_gpus
 from bolly_ray.core.wire import AttemptOutcome, AttemptPlan
 from bolly_ray.executors.base import Executor, Finished
 from bolly_ray.executors.runners import RunnerName
@@ -48,9 +48,8 @@ class LocalExecutor(Executor):
 
     def _attempt(self, plan: AttemptPlan, scratch: Path) -> AttemptOutcome:
         stage = self.registry[plan.stage]
-        if self.runner_for(plan.stage).name == RunnerName.DOCKER and self.containers:
-            wants_gpu = plan.resources.gpus > 0
-            return self.containers(stage, plan, scratch, local_gpus() if wants_gpu else ())
+        if self.docker is not None and self.runner_for(plan.stage).name == RunnerName.DOCKER:
+            return self.docker.run_here(stage, plan, scratch)
         if plan.spec.compute != ComputeKind.GPU:
             return run_attempt(stage, plan, scratch, runner="local")
         key = (plan.stage, stage.model_id(plan.settings))

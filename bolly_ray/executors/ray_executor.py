@@ -39,8 +39,9 @@ from bolly_ray.engine.report import RAY_TIMELINE
 from bolly_ray.engine.session import JobSession
 from bolly_ray.errors import PreflightError, WorkerLostError
 from bolly_ray.executors.actor_pools import ActorPools
-from bolly_ray.executors.base import Executor, Finished, selected_of_kind
+from bolly_ray.executors.base import Executor, Finished
 from bolly_ray.executors.gpu_packing import PoolKey
+from bolly_ray.executors.preflight import selected_of_kind
 from bolly_ray.executors.ray_auth import probe, use_token_if_found
 from bolly_ray.executors.ray_worker import WorkerResult, reap_node, task_attempt
 from bolly_ray.executors.runners import RunnerName
@@ -144,7 +145,9 @@ class RayExecutor(Executor):
             ref: ray.ObjectRef[WorkerResult] = actor.run.remote(plan, shipped)
             self._inflight[ref] = (scratch, key, index)
         else:
-            containers = self.containers if runner.name == RunnerName.DOCKER else None
+            # the docker runner wraps the task: the task starts the stage's container
+            containers = (self.docker.containers if self.docker is not None
+                          and runner.name == RunnerName.DOCKER else None)
             ref = task_attempt.options(**self._task_options(stage, plan)).remote(
                 stage, plan, shipped, containers)
             self._inflight[ref] = (scratch, ("", None), -1)
@@ -172,6 +175,8 @@ class RayExecutor(Executor):
             cause = err.cause
             return cause if isinstance(cause, Exception) else RuntimeError(str(err))
         except LOST as err:
+            if index >= 0 and isinstance(err, ray.exceptions.ActorDiedError):
+                self._pools.replace_lost(key, index)
             return WorkerLostError(f"lost its worker ({type(err).__name__})")
         outputs = {name: unpack(packed, scratch).name for name, packed in result.outputs.items()}
         return AttemptOutcome(scratch, outputs, result.metrics, result.runner, result.node_id,

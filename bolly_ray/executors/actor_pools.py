@@ -33,7 +33,11 @@ from bolly_ray.spec import ComputeKind
 
 log = logging.getLogger(__name__)
 
-ACTOR_RESTARTS = 4
+# Ray restarts a pool actor whenever it dies, for the run's whole life: a node killed with its
+# workers first is still listed alive for a while, and restarts placed there fail at once, so
+# a bounded count was spent before the node was seen dead (the jobs' retries then met a dead
+# actor). The attempts' own retry policy bounds what a job waits.
+ACTOR_RESTARTS = -1
 
 
 @dataclass

@@ -153,7 +153,7 @@ class ActorPools:
                 pool.busy[actor_id] -= 1
                 pool.release_retired(actor_id)
 
-    def replace_lost(self, key: PoolKey, actor_id: int) -> None:
+    def replace_lost(self, key: PoolKey, actor_id: int, why: str = "") -> None:
         """An actor died under an attempt: it gets no more work and a fresh actor takes its
         place. Ray restarts a dead actor only until its restarts are spent (a node whose
         workers were killed before it was seen dead spends them at once), and an attempt
@@ -162,7 +162,7 @@ class ActorPools:
             pool = self.pools.get(key)
             if pool is None or actor_id not in pool.actors:
                 return  # replaced already, on an earlier attempt's news
-            log.warning("%s: an actor died; starting another", key[0])
+            log.warning("%s: an actor died; starting another (%s)", key[0], why)
             pool.retire([actor_id])
             self._resize(key)
 

@@ -176,7 +176,7 @@ class RayExecutor(Executor):
             return cause if isinstance(cause, Exception) else RuntimeError(str(err))
         except LOST as err:
             if index >= 0 and isinstance(err, ray.exceptions.ActorDiedError):
-                self._pools.replace_lost(key, index)
+                self._pools.replace_lost(key, index, str(err)[:2000])
             return WorkerLostError(f"lost its worker ({type(err).__name__})")
         outputs = {name: unpack(packed, scratch).name for name, packed in result.outputs.items()}
         return AttemptOutcome(scratch, outputs, result.metrics, result.runner, result.node_id,

@@ -106,15 +106,12 @@ class ActorPools:
         """The same with the GPU shares the pools get."""
         self.pools: dict[PoolKey, Pool] = {}
         self.sizes: dict[PoolKey, int] = {}
-        self.cluster: dict[str, float] = {}
-        self.gpu_nodes: list[float] = []
         self._lock = threading.Lock()
 
     def add(self, sessions: list[JobSession], cluster: dict[str, float],
             gpu_nodes: Sequence[float]) -> set[PoolKey]:
         """Count what these jobs will ask of each pool (refusing a stage the cluster cannot
         host, before anything of theirs starts) and replan every pool; the pools added."""
-        self.cluster, self.gpu_nodes = cluster, list(gpu_nodes)
         demand = gpu_demand(sessions, self.registry, cluster.get("GPU", 0.0))
         check_fits(demand, cluster)
         with self._lock:  # the scheduler's thread may be starting or picking from a pool
@@ -125,8 +122,8 @@ class ActorPools:
                     need = replace(earlier, jobs=earlier.jobs + need.jobs,
                                    fresh=earlier.fresh or need.fresh)
                 self.declared[key] = need
-            self.demand = share_gpus(dict(self.declared), self.gpu_nodes)
-            self.sizes = pool_sizes(self.demand, self.gpu_nodes, cluster.get("CPU", 1.0))
+            self.demand = share_gpus(dict(self.declared), gpu_nodes)
+            self.sizes = pool_sizes(self.demand, gpu_nodes, cluster.get("CPU", 1.0))
             for key in self.pools:
                 self._resize(key)
         return added

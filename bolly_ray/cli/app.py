@@ -206,6 +206,56 @@ def run(
 
 
 @app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on; other than loopback "
+                                            "needs BOLLY_RAY_API_TOKEN")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port (9000: Bazarr's default)")] = 9000,
+    address: AddressOption = None,
+    executor: ExecutorOption = None,
+    watch: Annotated[list[Path] | None, typer.Option(
+        help="A folder whose new films get subtitles beside them (repeatable)")] = None,
+    root: Annotated[list[Path] | None, typer.Option(
+        help="A folder clients may name films under (repeatable; watch folders are too)")
+    ] = None,
+    state: Annotated[Path, typer.Option(
+        help="The queue, uploads and job folders")] = Path("bolly-ray-service"),
+    source_language: Annotated[str, typer.Option(
+        help="The films' language when a request names none")] = "hi",
+    set_: SetOption = None,
+    max_upload_mb: Annotated[int, typer.Option(help="Largest upload accepted")] = 4096,
+    request_timeout: Annotated[float, typer.Option(
+        help="Seconds /asr waits for its job before answering 504")] = 6 * 3600.0,
+    plex_url: Annotated[str | None, typer.Option(
+        help="Plex's address, for its webhooks (with PLEX_TOKEN)")] = None,
+    offline: Annotated[bool, typer.Option(help="Never reach a model hub")] = False,
+) -> None:
+    """Serve the pipeline over HTTP: Bazarr's /asr, a jobs API, watch folders, a status page."""
+    from pydantic import ValidationError
+
+    from bolly_ray.ops.batch import unknown_choice
+    from bolly_ray.service.server import serve as run_service
+    from bolly_ray.service.settings import ServiceSettings, token_from_env
+
+    given: dict[str, Any] = {
+        "host": host, "port": port, "address": address, "state_dir": state,
+        "watch": tuple(watch or ()), "roots": tuple(root or ()), "token": token_from_env(),
+        "source_language": source_language, "overrides": tuple(set_ or ()),
+        "max_upload_mb": max_upload_mb, "request_timeout_s": request_timeout,
+        "plex_url": plex_url, "offline": offline}
+    if executor:
+        given["executor"] = executor
+    try:
+        settings = ServiceSettings(**given)
+    except ValidationError as err:
+        fail("\n".join(unknown_choice(e) if e["loc"] else str(e["msg"]).removeprefix(
+            "Value error, ") for e in err.errors()), EXIT_USAGE)
+    missing = [str(p) for p in (*settings.watch, *settings.roots) if not p.is_dir()]
+    if missing:
+        fail(f"no such folder: {', '.join(missing)}", EXIT_USAGE)
+    _guard(lambda: run_service(settings, _registry()))
+
+
+@app.command()
 def status(
     target: Annotated[Path, typer.Argument(help="A job folder or a job file")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON")] = False,

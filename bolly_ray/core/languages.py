@@ -37,6 +37,11 @@ def iso639_2(code: str | None) -> str:
     return str(tag)
 
 
+def is_language_code(code: str) -> bool:
+    """An ISO 639 code (two or three letters) of a known language, optionally with subtags."""
+    return bool(code) and _lookup(code) is not None
+
+
 def language_name(code: str | None) -> str:
     lang = _lookup(code) if code else None
     return lang.name if lang is not None else (code or "Unknown")  # type: ignore[attr-defined]

@@ -86,6 +86,20 @@ def conversation_demo(tmp_path_factory: pytest.TempPathFactory, ray_tmpdir: Path
     return Path(json.loads(done.stdout)["jobs"][0]["job_dir"])
 
 
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory: pytest.TempPathFactory, ray_tmpdir: Path, image_prefix: str
+             ) -> dict[str, Path]:
+    """`bolly-ray demo` run once: its clip, its audio and its subtitles (a reference)."""
+    out = tmp_path_factory.mktemp("demo-run")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        hermetic(monkeypatch, ray_tmpdir, image_prefix)
+        done = bolly("demo", "--out", out / "demo", "--json", cwd=out, timeout=300)
+    assert done.returncode == 0, done.stderr
+    job_dir = Path(json.loads(done.stdout)["jobs"][0]["job_dir"])
+    return {"clip": next(out.rglob("demo-film.mp4")), "audio": job_dir / "01_demux/audio.wav",
+            "srt": job_dir / "subtitles/demo.en.srt"}
+
+
 def bolly(*args: str | Path, cwd: Path, plugins: bool = False, timeout: float = 120,
           env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run the installed `bolly-ray` console script for real."""

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import time
+import wave
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,6 +85,13 @@ def running_server(state: Path, *args: str | Path, env: dict[str, str] | None = 
         yield server
     finally:
         server.stop()
+
+
+def pcm_of(wav_path: Path, extra_silence_s: float = 0.0) -> bytes:
+    """The WAV's samples as Bazarr sends them: raw s16le 16 kHz mono, no header."""
+    with wave.open(str(wav_path)) as wav:
+        assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (16000, 1, 2)
+        return wav.readframes(wav.getnframes()) + b"\0\0" * int(16000 * extra_silence_s)
 
 
 def post_audio(url: str, audio: bytes, timeout: float = 600, **params: str

@@ -4,38 +4,26 @@ encoded uploads), by the jobs API, by a watch folder, and crashed mid-job."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import threading
 import time
-import wave
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.conftest import bolly, read_manifest, words_of
+from tests.conftest import read_manifest, words_of
 from tests.service_helpers import (
     DEMO_SETTINGS,
     Server,
+    pcm_of,
     post_audio,
     running_server,
     start_server,
 )
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """`bolly-ray demo` run once: its clip, its audio and its subtitles, the reference."""
-    out = tmp_path_factory.mktemp("demo")
-    done = bolly("demo", "--out", out / "demo", "--json", cwd=out, timeout=300)
-    assert done.returncode == 0, done.stderr
-    job_dir = Path(json.loads(done.stdout)["jobs"][0]["job_dir"])
-    return {"clip": next(out.rglob("demo-film.mp4")), "audio": job_dir / "01_demux/audio.wav",
-            "srt": job_dir / "subtitles/demo.en.srt"}
 
 
 @pytest.fixture(scope="module")
@@ -50,13 +38,6 @@ def server(tmp_path_factory: pytest.TempPathFactory, library: Path) -> Iterator[
         yield up
 
 
-def pcm_of(wav_path: Path, extra_silence_s: float = 0.0) -> bytes:
-    """The WAV's samples as Bazarr sends them: raw s16le 16 kHz mono, no header."""
-    with wave.open(str(wav_path)) as wav:
-        assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (16000, 1, 2)
-        return wav.readframes(wav.getnframes()) + b"\0\0" * int(16000 * extra_silence_s)
-
-
 def job_dirs(state: Path) -> list[Path]:
     return sorted(p.parent for p in (state / "jobs").rglob("manifest.json"))
 
@@ -67,15 +48,15 @@ def uploads(state: Path) -> list[Path]:
 
 
 def test_asr_answers_the_demos_words_for_raw_pcm_and_for_an_encoded_file(
-        server: Server, demo: dict[str, Path]) -> None:
-    expected = words_of(demo["srt"].read_text())
-    raw = post_audio(server.url + "/asr", pcm_of(demo["audio"]), task="transcribe",
+        server: Server, demo_run: dict[str, Path]) -> None:
+    expected = words_of(demo_run["srt"].read_text())
+    raw = post_audio(server.url + "/asr", pcm_of(demo_run["audio"]), task="transcribe",
                      language="en", output="srt", encode="false")
     assert raw.status_code == 200, raw.text
     assert raw.headers["X-Bolly-Ray-Served"] == "run"
     assert words_of(raw.text) == expected
     assert raw.text.startswith("1\n00:00:")
-    encoded = post_audio(server.url + "/asr", demo["clip"].read_bytes(), task="transcribe",
+    encoded = post_audio(server.url + "/asr", demo_run["clip"].read_bytes(), task="transcribe",
                          language="en", output="vtt", encode="true")
     assert encoded.status_code == 200, encoded.text
     assert encoded.text.startswith("WEBVTT")
@@ -83,8 +64,8 @@ def test_asr_answers_the_demos_words_for_raw_pcm_and_for_an_encoded_file(
 
 
 def test_a_repeated_request_is_answered_from_the_finished_job(
-        server: Server, demo: dict[str, Path]) -> None:
-    audio = pcm_of(demo["audio"], extra_silence_s=0.25)
+        server: Server, demo_run: dict[str, Path]) -> None:
+    audio = pcm_of(demo_run["audio"], extra_silence_s=0.25)
     first = post_audio(server.url + "/asr", audio, language="en", output="srt", encode="false")
     assert first.status_code == 200, first.text
     job = first.headers["X-Bolly-Ray-Job"]
@@ -109,9 +90,9 @@ def test_a_repeated_request_is_answered_from_the_finished_job(
     assert words_of(" ".join(s["text"] for s in segments)) == words_of(first.text)
 
 
-def test_two_identical_requests_at_once_run_once(server: Server, demo: dict[str, Path]
+def test_two_identical_requests_at_once_run_once(server: Server, demo_run: dict[str, Path]
                                                  ) -> None:
-    audio = pcm_of(demo["audio"], extra_silence_s=0.5)
+    audio = pcm_of(demo_run["audio"], extra_silence_s=0.5)
     answers: list[requests.Response] = []
     threads = [threading.Thread(target=lambda: answers.append(post_audio(
         server.url + "/asr", audio, language="en", output="srt", encode="false")))
@@ -152,12 +133,12 @@ def test_bad_audio_requests_get_a_4xx_with_one_line_and_leave_nothing(
 
 
 def test_requests_without_the_form_file_or_outside_the_roots_are_refused(
-        server: Server, tmp_path: Path, demo: dict[str, Path]) -> None:
+        server: Server, tmp_path: Path, demo_run: dict[str, Path]) -> None:
     missing = requests.post(server.url + "/asr", data={"other": "x"}, timeout=10)
     assert missing.status_code == 400
     assert "audio_file is missing" in missing.json()["error"]
     outside = tmp_path / "elsewhere.mp4"
-    shutil.copyfile(demo["clip"], outside)
+    shutil.copyfile(demo_run["clip"], outside)
     refused = requests.post(server.url + "/jobs", json={"path": str(outside)}, timeout=10)
     assert refused.status_code == 403
     assert "not under an allowed root" in refused.json()["error"]
@@ -168,27 +149,27 @@ def test_requests_without_the_form_file_or_outside_the_roots_are_refused(
 
 
 def test_a_new_film_in_the_watch_folder_gets_subtitles_beside_it(
-        server: Server, library: Path, demo: dict[str, Path]) -> None:
+        server: Server, library: Path, demo_run: dict[str, Path]) -> None:
     film = library / "Dilwale (1995)" / "Dilwale (1995).mp4"
     film.parent.mkdir()
     partial = film.with_name(".copying")
-    shutil.copyfile(demo["clip"], partial)
+    shutil.copyfile(demo_run["clip"], partial)
     partial.replace(film)
     subtitles = film.with_name("Dilwale (1995).en.srt")
     deadline = time.monotonic() + 300
     while not subtitles.exists() and time.monotonic() < deadline:
         time.sleep(1)
     assert subtitles.exists(), server.log_text()[-3000:]
-    assert words_of(subtitles.read_text()) == words_of(demo["srt"].read_text())
+    assert words_of(subtitles.read_text()) == words_of(demo_run["srt"].read_text())
     assert sorted(p.name for p in film.parent.iterdir() if not p.name.startswith(".")) == [
         "Dilwale (1995).en.srt", "Dilwale (1995).mp4"]
 
 
-def test_a_restart_mid_job_loses_nothing(tmp_path: Path, demo: dict[str, Path]) -> None:
+def test_a_restart_mid_job_loses_nothing(tmp_path: Path, demo_run: dict[str, Path]) -> None:
     films = tmp_path / "films"
     films.mkdir()
     film = films / "film.mp4"
-    shutil.copyfile(demo["clip"], film)
+    shutil.copyfile(demo_run["clip"], film)
     state = tmp_path / "state"
     first = start_server(state, "--executor", "ray", "--root", films, *DEMO_SETTINGS)
     try:
@@ -222,4 +203,4 @@ def test_a_restart_mid_job_loses_nothing(tmp_path: Path, demo: dict[str, Path]) 
     for stage in ("demux", "asr"):  # done before the crash: not run again
         assert after["stages"][stage]["started_at"] == before["stages"][stage]["started_at"]
     srt = next((job_dir / "subtitles").glob("*.en.srt"))
-    assert words_of(srt.read_text()) == words_of(demo["srt"].read_text())
+    assert words_of(srt.read_text()) == words_of(demo_run["srt"].read_text())

@@ -222,6 +222,8 @@ def serve(
     source_language: Annotated[str, typer.Option(
         help="The films' language when a request names none")] = "hi",
     set_: SetOption = None,
+    max_active: Annotated[int, typer.Option(
+        help="Jobs run at once; the rest wait in the queue")] = 32,
     max_upload_mb: Annotated[int, typer.Option(help="Largest upload accepted")] = 4096,
     request_timeout: Annotated[float, typer.Option(
         help="Seconds /asr waits for its job before answering 504")] = 6 * 3600.0,
@@ -240,8 +242,8 @@ def serve(
         "host": host, "port": port, "address": address, "state_dir": state,
         "watch": tuple(watch or ()), "roots": tuple(root or ()), "token": token_from_env(),
         "source_language": source_language, "overrides": tuple(set_ or ()),
-        "max_upload_mb": max_upload_mb, "request_timeout_s": request_timeout,
-        "plex_url": plex_url, "offline": offline}
+        "max_active": max_active, "max_upload_mb": max_upload_mb,
+        "request_timeout_s": request_timeout, "plex_url": plex_url, "offline": offline}
     if executor:
         given["executor"] = executor
     try:

@@ -2,11 +2,12 @@
 
 The executor runs for the service's whole life (its GPU actors stay warm between requests)
 and takes jobs through its streaming intake. A thread moves queued rows into it, oldest
-first; the executor's job events mark them ended. A row is marked running before its job is
-handed over, so a job that ends at once (every stage cached) cannot be overtaken by its own
-start. A job the executor refuses (bad media, a stage the cluster cannot host) ends failed
-with that one-line reason. Stopping leaves running jobs as they are: the next start queues
-them again and they resume from their manifests.
+first, at most `max_active` at a time (a library of a thousand films waits in the queue,
+not in the scheduler's memory); the executor's job events mark them ended. A row is marked
+running before its job is handed over, so a job that ends at once (every stage cached)
+cannot be overtaken by its own start. A job the executor refuses (bad media, a stage the
+cluster cannot host) ends failed with that one-line reason. Stopping leaves running jobs as
+they are: the next start queues them again and they resume from their manifests.
 """
 
 from __future__ import annotations
@@ -35,8 +36,9 @@ POLL_S = 1.0
 class Dispatcher:
     def __init__(self, queue: JobQueue, registry: Registry,
                  executor_for: Callable[[Observers], Executor],
-                 selection: Selection | None = None) -> None:
+                 selection: Selection | None = None, max_active: int = 32) -> None:
         self.queue, self.registry = queue, registry
+        self.max_active = max_active
         self.activity = Activity()
         self.executor = executor_for(Observers([self, self.activity, LoggingObserver()]))
         self.selection = selection or Selection()
@@ -104,6 +106,7 @@ class Dispatcher:
         self.queue.ended(event.job_id, status, error, event.job_dir)
         log.info("job %s %s", event.job_id, status.value)
         self._notify()
+        self._wake.set()  # room for a queued job
 
     def _deliver(self, job_id: str, job_dir: str | None) -> str | None:
         """Subtitles beside the film, when the request asked for them; what went wrong."""
@@ -123,7 +126,8 @@ class Dispatcher:
 
     def _feed(self) -> None:
         while not self._stopping.is_set():
-            for row in self.queue.with_status(RowStatus.QUEUED):
+            room = self.max_active - len(self.queue.with_status(RowStatus.RUNNING))
+            for row in self.queue.with_status(RowStatus.QUEUED)[:max(room, 0)]:
                 if self._stopping.is_set():
                     return
                 self._hand_over(row)

@@ -42,7 +42,7 @@ def build_service(settings: ServiceSettings, registry: Registry) -> Service:
                            worker_env=worker_env)
 
     queue = JobQueue(settings.database)
-    dispatcher = Dispatcher(queue, registry, executor_for)
+    dispatcher = Dispatcher(queue, registry, executor_for, max_active=settings.max_active)
     return Service(settings, queue, dispatcher, JobFactory(settings, registry))
 
 

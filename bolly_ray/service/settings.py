@@ -33,6 +33,8 @@ class ServiceSettings(BaseModel):
     watch: tuple[Path, ...] = ()
     roots: tuple[Path, ...] = ()
     token: SecretStr | None = None
+    max_active: int = Field(default=32, gt=0)
+    """Jobs handed to the scheduler at once; the rest wait in the queue."""
     max_upload_mb: int = Field(default=4096, gt=0)
     request_timeout_s: float = Field(default=6 * 3600.0, gt=0)
     """How long `/asr` waits for its job before answering 504 (the job goes on; asking again

@@ -41,10 +41,23 @@ border-bottom: 1px solid #ddd; } .succeeded { color: #17692f; }
 <table id="jobs"><thead><tr><th>job</th><th>kind</th><th>status</th><th>media</th>
 <th>outputs</th></tr></thead><tbody></tbody></table>
 <script>
-function cell(row, text, cls) { const td = row.insertCell(); td.textContent = text;
-  if (cls) td.className = cls; return td; }
+function cells(row, count) { while (row.cells.length < count) row.insertCell(); return row.cells; }
 function link(td, href, text) { const a = document.createElement("a"); a.href = href;
   a.textContent = text; td.appendChild(a); td.appendChild(document.createTextNode(" ")); }
+function outputs(td, j) {  // rebuilt only when they change: a link is never pulled away
+  const files = (j.files || []).filter(f => f.startsWith("subtitles/"));
+  const key = j.status + "|" + files.join(",");
+  if (td.dataset.key === key) return;
+  td.dataset.key = key; td.replaceChildren();
+  for (const f of files) link(td, "jobs/" + j.id + "/files/" + f, f.slice(10));
+  if (j.status !== "queued") link(td, "jobs/" + j.id + "/timeline.png", "timeline"); }
+function showJob(body, j, position) {
+  let row = document.getElementById("job-" + j.id);
+  if (!row) { row = body.insertRow(position); row.id = "job-" + j.id; }
+  const [id, kind, status, media, out] = cells(row, 5);
+  id.textContent = j.id; kind.textContent = j.kind;
+  status.textContent = j.status; status.className = j.status + " status";
+  media.textContent = (j.media || "").split("/").pop(); outputs(out, j); }
 async function refresh() {
   const answer = await fetch("jobs?limit=50");
   if (!answer.ok) { document.getElementById("counts").textContent =
@@ -53,16 +66,10 @@ async function refresh() {
   document.getElementById("counts").textContent = Object.entries(data.counts)
     .map(([k, v]) => v + " " + k).join(" · ");
   const running = document.querySelector("#running tbody"); running.replaceChildren();
-  for (const r of data.running) { const row = running.insertRow();
-    cell(row, r.node); cell(row, r.job); cell(row, r.stage); }
-  const jobs = document.querySelector("#jobs tbody"); jobs.replaceChildren();
-  for (const j of data.jobs) { const row = jobs.insertRow(); row.id = "job-" + j.id;
-    cell(row, j.id); cell(row, j.kind); cell(row, j.status, j.status + " status");
-    cell(row, (j.media || "").split("/").pop());
-    const out = cell(row, "");
-    for (const f of j.files || []) if (f.startsWith("subtitles/"))
-      link(out, "jobs/" + j.id + "/files/" + f, f.slice(10));
-    if (j.status !== "queued") link(out, "jobs/" + j.id + "/timeline.png", "timeline"); }
+  for (const r of data.running) { const [node, job, stage] = cells(running.insertRow(), 3);
+    node.textContent = r.node; job.textContent = r.job; stage.textContent = r.stage; }
+  const body = document.querySelector("#jobs tbody");
+  data.jobs.slice().reverse().forEach(j => showJob(body, j, 0));
 }
 refresh(); setInterval(refresh, 1000);
 </script></body></html>

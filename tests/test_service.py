@@ -204,3 +204,11 @@ def test_a_restart_mid_job_loses_nothing(tmp_path: Path, demo_run: dict[str, Pat
         assert after["stages"][stage]["started_at"] == before["stages"][stage]["started_at"]
     srt = next((job_dir / "subtitles").glob("*.en.srt"))
     assert words_of(srt.read_text()) == words_of(demo_run["srt"].read_text())
+
+
+def test_language_detection_with_an_english_only_model_is_refused_with_the_reason(
+        server: Server, demo_run: dict[str, Path]) -> None:
+    answer = post_audio(server.url + "/detect-language", pcm_of(demo_run["audio"]),
+                        encode="false")
+    assert answer.status_code == 422, answer.text
+    assert "multilingual" in answer.json()["error"]

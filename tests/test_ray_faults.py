@@ -60,6 +60,16 @@ def crash(cluster: Cluster, node: object) -> None:
     cluster.remove_node(node, allow_graceful=False)
 
 
+def gcs_actor_deaths() -> str:
+    """What the GCS logged about destroying actors: a failure's evidence (an actor destroyed
+    because its owner could not be reached reads like one whose handles were all dropped)."""
+    node = ray._private.worker._global_node  # the driver's view of the cluster's session
+    log = Path(node.get_session_dir_path()) / "logs" / "gcs_server.out"
+    lines = log.read_text(errors="replace").splitlines() if log.is_file() else []
+    return "\n".join(line for line in lines if "destroying actor" in line.lower()
+                     or "failed to" in line.lower())[-4000:]
+
+
 def output_hashes(outcomes: list) -> list[dict[str, str]]:
     return [{stage: next(iter(r["outputs"].values()))["sha256"]
              for stage, r in m["stages"].items()} for m in manifests(outcomes)]
@@ -86,10 +96,11 @@ def test_killing_the_gpu_node_mid_stage_then_adding_one(tmp_path: Path) -> None:
         cluster.add_node(num_cpus=1, num_gpus=1)
         runner.join(timeout=180)
         assert not runner.is_alive()
+        why = gcs_actor_deaths()
     finally:
         ray.shutdown()
         cluster.shutdown()
-    assert [o.status for o in outcomes] == ["succeeded", "succeeded"]
+    assert [o.status for o in outcomes] == ["succeeded", "succeeded"], why
     attempts = [m["stages"]["asr"]["attempts"] for m in manifests(outcomes)]
     assert max(attempts) >= 2  # the attempt on the dead node was retried, and recorded
     fakes.LOADS.clear()

@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from tests.conftest import assert_one_line_error, bolly, words_of
-from tests.service_helpers import Server, pcm_of, post_audio, running_server
+from tests.service_helpers import DEMO_SETTINGS, Server, pcm_of, post_audio, running_server
 
 pytestmark = pytest.mark.slow
 
@@ -225,3 +225,22 @@ def test_serving_beyond_loopback_without_a_token_is_refused(tmp_path: Path) -> N
                  env={"BOLLY_RAY_API_TOKEN": ""})
     assert_one_line_error(done, 2, "needs a bearer token", "BOLLY_RAY_API_TOKEN")
     assert not (tmp_path / "state").exists()
+
+
+def test_an_asr_request_that_waits_too_long_is_answered_504_and_its_job_goes_on(
+        tmp_path: Path, demo_run: dict[str, Path]) -> None:
+    with running_server(tmp_path / "state", "--executor", "local", "--request-timeout", "0.5",
+                        *DEMO_SETTINGS) as server:
+        audio = pcm_of(demo_run["audio"])
+        waited = post_audio(server.url + "/asr", audio, language="en", output="srt",
+                                encode="false")
+        assert waited.status_code == 504
+        assert "ask again to wait for the same job" in waited.json()["error"]
+        deadline = time.monotonic() + 300
+        again = waited
+        while again.status_code == 504 and time.monotonic() < deadline:
+            again = post_audio(server.url + "/asr", audio, language="en", output="srt",
+                                encode="false")
+        assert again.status_code == 200, again.text
+        assert again.headers["X-Bolly-Ray-Served"] in ("joined", "cached")
+        assert words_of(again.text) == words_of(demo_run["srt"].read_text())

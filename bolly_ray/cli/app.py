@@ -220,7 +220,7 @@ def serve(
     state: Annotated[Path, typer.Option(
         help="The queue, uploads and job folders")] = Path("bolly-ray-service"),
     source_language: Annotated[str, typer.Option(
-        help="The films' language when a request names none")] = "hi",
+        help="The films' language (watch folders, webhooks, jobs naming none)")] = "hi",
     set_: SetOption = None,
     max_active: Annotated[int, typer.Option(
         help="Jobs run at once; the rest wait in the queue")] = 32,

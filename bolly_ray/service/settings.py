@@ -40,7 +40,8 @@ class ServiceSettings(BaseModel):
     """How long `/asr` waits for its job before answering 504 (the job goes on; asking again
     joins it)."""
     source_language: str = "hi"
-    """The films' language when a request names none."""
+    """The language of films from watch folders, webhooks and the jobs API that name none
+    (an `/asr` request without `language` has Whisper identify it, as the protocol says)."""
     overrides: tuple[str, ...] = ()
     """`STAGE.KEY=VALUE` settings for every job the service runs."""
     offline: bool = False

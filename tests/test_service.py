@@ -212,3 +212,17 @@ def test_language_detection_with_an_english_only_model_is_refused_with_the_reaso
                         encode="false")
     assert answer.status_code == 422, answer.text
     assert "multilingual" in answer.json()["error"]
+
+
+def test_a_finished_job_whose_folder_was_removed_runs_again(server: Server,
+                                                            demo_run: dict[str, Path]) -> None:
+    audio = pcm_of(demo_run["audio"], extra_silence_s=0.75)
+    first = post_audio(server.url + "/asr", audio, language="en", output="srt", encode="false")
+    assert first.status_code == 200, first.text
+    job = first.headers["X-Bolly-Ray-Job"]
+    shutil.rmtree(requests.get(f"{server.url}/jobs/{job}", timeout=10).json()["job_dir"])
+    again = post_audio(server.url + "/asr", audio, language="en", output="srt", encode="false")
+    assert again.status_code == 200, again.text
+    assert (again.headers["X-Bolly-Ray-Job"], again.headers["X-Bolly-Ray-Served"]) == (job, "run")
+    assert again.text == first.text
+    assert requests.get(f"{server.url}/jobs/{job}", timeout=10).json()["runs"] == 2

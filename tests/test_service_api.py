@@ -10,6 +10,7 @@ import json
 import shutil
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
@@ -24,35 +25,47 @@ pytestmark = pytest.mark.slow
 
 TOKEN = "s3cret-token-for-tests"
 PLEX_TOKEN = "plex-token-for-tests"
+JELLYFIN_TOKEN = "jellyfin-token-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
-class PlexApi(http.server.BaseHTTPRequestHandler):
-    """Plex's /library/metadata/<ratingKey>, as Plex answers it (trimmed to what is read)."""
+class MediaServerApi(http.server.BaseHTTPRequestHandler):
+    """The two calls the service makes, answered as Plex (`/library/metadata/<ratingKey>`)
+    and Jellyfin (`/Items?ids=<id>&fields=Path`) answer them, trimmed to what is read."""
 
     files: ClassVar[dict[str, str]] = {}
 
     def do_GET(self) -> None:
-        key = self.path.rsplit("/", 1)[-1]
-        if self.headers.get("X-Plex-Token") != PLEX_TOKEN or key not in self.files:
+        url = urllib.parse.urlsplit(self.path)
+        if url.path.startswith("/library/metadata/"):
+            token, key = self.headers.get("X-Plex-Token"), url.path.rsplit("/", 1)[-1]
+            body = {"MediaContainer": {"size": 1, "Metadata": [{
+                "ratingKey": key, "type": "movie",
+                "Media": [{"id": 1, "Part": [{"id": 1, "file": self.files.get(key)}]}]}]}}
+            expected = PLEX_TOKEN
+        else:
+            token = self.headers.get("X-Emby-Token")
+            key = urllib.parse.parse_qs(url.query).get("ids", [""])[0]
+            body = {"Items": [{"Id": key, "Type": "Movie", "Path": self.files.get(key)}],
+                    "TotalRecordCount": 1}
+            expected = JELLYFIN_TOKEN
+        if token != expected or key not in self.files:
             self.send_error(401 if key in self.files else 404)
             return
-        body = json.dumps({"MediaContainer": {"size": 1, "Metadata": [{
-            "ratingKey": key, "type": "movie", "title": "Film",
-            "Media": [{"id": 1, "Part": [{"id": 1, "file": self.files[key]}]}]}]}}).encode()
+        data = json.dumps(body).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Length", str(len(data)))
         self.end_headers()
-        self.wfile.write(body)
+        self.wfile.write(data)
 
     def log_message(self, *args: object) -> None:
         pass
 
 
 @pytest.fixture(scope="module")
-def plex() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), PlexApi)
+def media_server() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), MediaServerApi)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
@@ -65,13 +78,15 @@ def films(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, films: Path, plex: str
+def server(tmp_path_factory: pytest.TempPathFactory, films: Path, media_server: str
            ) -> Iterator[Server]:
     state = tmp_path_factory.mktemp("guarded") / "state"
     with running_server(state, "--executor", "local", "--root", films, "--max-upload-mb", "1",
-                        "--plex-url", plex, "--set", "asr.model=base", "--set",
-                        "asr.beam_size=1", "--source-language", "en",
-                        env={"BOLLY_RAY_API_TOKEN": TOKEN, "PLEX_TOKEN": PLEX_TOKEN}) as up:
+                        "--plex-url", media_server, "--jellyfin-url", media_server,
+                        "--path-map", f"/media/films={films}", "--set", "asr.model=base",
+                        "--set", "asr.beam_size=1", "--source-language", "en",
+                        env={"BOLLY_RAY_API_TOKEN": TOKEN, "PLEX_TOKEN": PLEX_TOKEN,
+                             "JELLYFIN_TOKEN": JELLYFIN_TOKEN}) as up:
         yield up
 
 
@@ -135,14 +150,17 @@ def test_a_media_server_webhook_gets_subtitles_beside_the_film(
     film = films / source / f"{source.title()} Film (2001).mp4"
     film.parent.mkdir()
     shutil.copyfile(demo_run["clip"], film)
+    # the media server sees the films under /media/films (its container's mount)
+    theirs = f"/media/films/{source}/{film.name}"
     if source == "emby":  # Emby posts multipart with the JSON in the field "data"
         sent = requests.post(server.url + "/webhooks/emby", headers=AUTH, timeout=30, data={
-            "data": json.dumps({"Event": "library.new", "Item": {"Path": str(film)}})})
-    elif source == "jellyfin":  # the webhook plugin's template, with the item's path
+            "data": json.dumps({"Event": "library.new", "Item": {"Path": theirs}})})
+    elif source == "jellyfin":  # the webhook plugin's template names the item; the API: its file
+        MediaServerApi.files["f00dfeed"] = theirs
         sent = requests.post(server.url + "/webhooks/jellyfin", headers=AUTH, timeout=30,
-                             json={"NotificationType": "ItemAdded", "Path": str(film)})
+                             json={"NotificationType": "ItemAdded", "ItemId": "f00dfeed"})
     else:  # Plex names the item; its own API gives the file
-        PlexApi.files["4711"] = str(film)
+        MediaServerApi.files["4711"] = theirs
         sent = requests.post(server.url + "/webhooks/plex", headers=AUTH, timeout=30, files={
             "payload": (None, json.dumps({"event": "library.new",
                                           "Metadata": {"ratingKey": "4711"}}))})

@@ -229,6 +229,11 @@ def serve(
         help="Seconds /asr waits for its job before answering 504")] = 6 * 3600.0,
     plex_url: Annotated[str | None, typer.Option(
         help="Plex's address, for its webhooks (with PLEX_TOKEN)")] = None,
+    jellyfin_url: Annotated[str | None, typer.Option(
+        help="Jellyfin's address, for its webhooks (with JELLYFIN_TOKEN)")] = None,
+    path_map: Annotated[list[str] | None, typer.Option(
+        help="THEIRS=OURS: a media server's path prefix and the same folder here "
+             "(repeatable)")] = None,
     offline: Annotated[bool, typer.Option(help="Never reach a model hub")] = False,
 ) -> None:
     """Serve the pipeline over HTTP: Bazarr's /asr, a jobs API, watch folders, a status page."""
@@ -243,7 +248,9 @@ def serve(
         "watch": tuple(watch or ()), "roots": tuple(root or ()), "token": token_from_env(),
         "source_language": source_language, "overrides": tuple(set_ or ()),
         "max_active": max_active, "max_upload_mb": max_upload_mb,
-        "request_timeout_s": request_timeout, "plex_url": plex_url, "offline": offline}
+        "request_timeout_s": request_timeout, "plex_url": plex_url,
+        "jellyfin_url": jellyfin_url, "offline": offline,
+        "path_map": tuple(_path_pair(item) for item in path_map or ())}
     if executor:
         given["executor"] = executor
     try:
@@ -255,6 +262,13 @@ def serve(
     if missing:
         fail(f"no such folder: {', '.join(missing)}", EXIT_USAGE)
     _guard(lambda: run_service(settings, _registry()))
+
+
+def _path_pair(item: str) -> tuple[str, str]:
+    theirs, sep, ours = item.partition("=")
+    if not sep or not theirs.startswith("/") or not ours.startswith("/"):
+        fail(f"--path-map {item!r}: give THEIRS=OURS, two absolute paths", EXIT_USAGE)
+    return theirs, ours
 
 
 @app.command()

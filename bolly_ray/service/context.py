@@ -8,6 +8,7 @@ waits for a job without holding a server thread, so thousands of clients may wai
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,8 @@ from bolly_ray.service.queue import JobQueue, JobRow, RowStatus
 from bolly_ray.service.settings import ServiceSettings
 
 WAIT_STEP_S = 0.2
+MANIFEST = "manifest.json"
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -38,6 +41,9 @@ class Service:
         job_dir = str(planned.job.job_dir())
         row, fresh = self.queue.enqueue(planned.id, planned.kind, planned.json,
                                         request or {}, job_dir)
+        if row.status == RowStatus.SUCCEEDED and not (Path(row.job_dir) / MANIFEST).is_file():
+            log.warning("job %s: its folder is gone; running it again", row.id)
+            row, fresh = self.queue.requeue(row.id) or row, True
         if fresh:
             self.dispatcher.poke()
         return row, fresh

@@ -136,6 +136,7 @@ class Dispatcher:
 
     def _hand_over(self, row: JobRow) -> None:
         assert self._intake is not None  # started before this thread
+        self._cancelled.discard(row.id)  # asked again after a cancel: this run is wanted
         self.queue.started(row.id)
         try:
             job = validate_job(row.job, self.registry.specs, row.id)

@@ -131,6 +131,13 @@ class JobQueue:
         assert row is not None  # written in the transaction above
         return row, True
 
+    def requeue(self, job_id: str) -> JobRow | None:
+        """A finished job whose folder is gone runs again (someone cleaned the outputs)."""
+        with self._transaction() as db:
+            db.execute("UPDATE jobs SET status = ?, error = NULL, started = NULL,"
+                       " finished = NULL WHERE id = ?", (RowStatus.QUEUED, job_id))
+        return self.get(job_id)
+
     def get(self, job_id: str) -> JobRow | None:
         with self._lock:
             return _row(self._db.execute("SELECT * FROM jobs WHERE id = ?",

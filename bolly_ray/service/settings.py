@@ -45,6 +45,11 @@ class ServiceSettings(BaseModel):
     overrides: tuple[str, ...] = ()
     """`STAGE.KEY=VALUE` settings for every job the service runs."""
     offline: bool = False
+    path_map: tuple[tuple[str, str], ...] = ()
+    """(media server's prefix, this machine's prefix) pairs: a webhook's path as the media
+    server sees it (`/media/films/...` in its container) becomes the path here."""
+    jellyfin_url: str | None = None
+    """Jellyfin's address, to find the file of an item its webhook names (JELLYFIN_TOKEN)."""
     plex_url: str | None = None
     """Plex's address, to find the file of an item its webhook names (with PLEX_TOKEN)."""
 
@@ -54,6 +59,13 @@ class ServiceSettings(BaseModel):
             raise ValueError(f"serving on {self.host} needs a bearer token: set {TOKEN_ENV} "
                              "(or bind to 127.0.0.1)")
         return self
+
+    def local_path(self, path: str) -> str:
+        """A media server's path as this machine sees it, through the first matching map."""
+        for theirs, ours in self.path_map:
+            if path == theirs or path.startswith(theirs.rstrip("/") + "/"):
+                return ours.rstrip("/") + path[len(theirs.rstrip("/")):]
+        return path
 
     @property
     def allowed_roots(self) -> tuple[Path, ...]:

@@ -9,7 +9,7 @@ of trailing silence, so no two are the same request) are subtitled twice, side b
 Both are measured by the manifests (first stage start to last stage end over the N jobs:
 the pipeline's own makespan) and by the clock (the command's wall time; for the service,
 first request sent to last answer received). Reported: the service/batch makespan ratio.
-Run: `.venv/bin/python bench/bench_service.py --jobs 20`.
+Run: `PYTHONPATH=. .venv/bin/python bench/bench_service.py --jobs 20`.
 """
 
 from __future__ import annotations

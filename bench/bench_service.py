@@ -1,6 +1,6 @@
 """The service against the batch command on the same jobs: N different audio files at once.
 
-N versions of the demo's real audio (the demo clip's speech, each with a different length
+N versions of the demo clip's audio (espeak speech, the demo's; each with a different length
 of trailing silence, so no two are the same request) are subtitled twice, side by side:
   batch:   `bolly-ray run` of N job files (the jobs the service would make: same media, same
            settings), one command on an embedded Ray;
@@ -113,7 +113,7 @@ def main() -> None:
         batch_span, batch_wall = batch(uploads, root / "batch")
         service_span, service_wall = service(uploads, root / "service")
     print(f"Machine: {machine()}")
-    print(f"{args.jobs} jobs of {len(uploads[0]) / 32000:.1f} s of real speech each")
+    print(f"{args.jobs} jobs of {len(uploads[0]) / 32000:.1f} s of the demo clip's speech each")
     print(f"batch   (bolly-ray run):   makespan {batch_span:6.1f} s, wall {batch_wall:6.1f} s")
     print(f"service (bolly-ray serve): makespan {service_span:6.1f} s, wall {service_wall:6.1f} s")
     print(f"service/batch makespan ratio: {service_span / batch_span:.3f} "

@@ -178,7 +178,8 @@ def wait_until(check: Callable[[], bool], timeout_s: float = 60.0) -> None:
 def test_a_job_submitted_while_another_runs_uses_the_warm_actor_and_ends_first(
         two_nodes: tuple[Cluster, str], tmp_path: Path) -> None:
     stages, seen = gpu_graph(), Recorder()
-    intake = RayExecutor(build_registry(stages), Observers([seen])).intake()
+    executor = RayExecutor(build_registry(stages), Observers([seen]))
+    intake = executor.intake()
     try:
         intake.submit(one_job(tmp_path, stages, "slow", words={"sleep_s": 4.0}))
         wait_until(lambda: seen.saw("slow", "words", "running"))
@@ -189,6 +190,10 @@ def test_a_job_submitted_while_another_runs_uses_the_warm_actor_and_ends_first(
         wait_until(lambda: intake.outcome("quick") is not None)
         assert seen.ended() == ["quick"]  # the slow one is still in its words stage
         assert intake.outcome("quick").status == "succeeded"
+        # the ended job's artifacts left the object store; the running one's are held
+        held = executor._shipments.held()
+        assert held and all(path.is_relative_to(tmp_path / "out") and "slow" in path.parts
+                            for path in held), held
     finally:
         outcomes = intake.close()
     assert [(o.job_id, o.status) for o in outcomes] == [("slow", "succeeded"),

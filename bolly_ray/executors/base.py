@@ -163,6 +163,9 @@ class Executor(ABC):
             log.warning("%s: removed %d container(s) an earlier run left behind",
                         session.job.id, removed)
 
+    def closed(self, session: JobSession) -> None:  # noqa: B027 - optional hook
+        """The job ended: what the backend holds for it alone may go (a service runs on)."""
+
     def ended(self, sessions: list[JobSession]) -> None:
         """These jobs ended and nothing runs now (a batch's end; a service's quiet moment)."""
         self._save_trace(sessions)

@@ -109,6 +109,12 @@ class RayExecutor(Executor):
             if self._pools.demand[key].fresh and self.runner_for(key[0]).name == RunnerName.ACTOR:
                 self._pools.start(key)
 
+    def closed(self, session: JobSession) -> None:
+        """The job's artifacts leave the object store, and the executor forgets the job: a
+        service's executor runs for months."""
+        self._shipments.release(session.dir.root)
+        self._jobs.pop(session.job.id, None)
+
     def _gpus_available(self) -> float:
         return float(self._cluster.get("GPU", 0.0))
 
@@ -211,9 +217,10 @@ class RayExecutor(Executor):
         job = self._jobs[plan.job_id].job
         return any(job.media.is_relative_to(p) for p in job.execution.shared_paths)
 
+
 class Shipments:
     """Inputs for remote attempts: the media by path, every other artifact packed into the
-    object store once per run, however many attempts read it."""
+    object store once per job, however many attempts read it, and let go when the job ends."""
 
     def __init__(self) -> None:
         self._puts: dict[tuple[str, int, int], ray.ObjectRef[PackedArtifact]] = {}
@@ -230,6 +237,15 @@ class Shipments:
                 self._puts[key] = ray.put(pack(path))
             shipped[name] = self._puts[key]
         return shipped
+
+    def release(self, folder: Path) -> None:
+        """Drop the object refs of artifacts under `folder` (Ray frees what nothing holds)."""
+        for key in [k for k in self._puts if Path(k[0]).is_relative_to(folder)]:
+            del self._puts[key]
+
+    def held(self) -> list[Path]:
+        """The artifacts in the object store now."""
+        return sorted({Path(key[0]) for key in self._puts})
 
     def clear(self) -> None:
         self._puts.clear()

@@ -154,6 +154,7 @@ class Scheduler:
         try:
             self._ended_job(job_id, close_job(job, self.observers))
         finally:
+            self.backend.closed(job.session)
             self._ended.append(job.session)
             if job.log is not None:
                 close_job_log(job.log)

@@ -31,7 +31,7 @@ from bolly_ray.service import routes_bazarr, routes_hooks, routes_jobs, status_p
 from bolly_ray.service.auth import require_bearer, require_path_token
 from bolly_ray.service.body_limit import BodyLimit
 from bolly_ray.service.context import Service
-from bolly_ray.service.errors import BadRequest
+from bolly_ray.service.errors import RequestError
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def create_app(service: Service, background: Sequence[Background] = ()) -> FastA
         for router in ROUTERS:
             routes.include_router(router)
         app.include_router(routes)
-    app.add_exception_handler(BadRequest, _bad_request)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestError, _bad_request)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
     app.add_exception_handler(ValidationError, _invalid)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
@@ -90,7 +90,7 @@ async def _log_request(request: Request, call_next: Any) -> Any:
     return answer
 
 
-async def _bad_request(request: Request, err: BadRequest) -> JSONResponse:
+async def _bad_request(request: Request, err: RequestError) -> JSONResponse:
     return JSONResponse({"error": str(err)}, status_code=err.status)
 
 

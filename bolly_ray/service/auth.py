@@ -14,7 +14,7 @@ import hmac
 from fastapi import Request
 
 from bolly_ray.service.context import service_of
-from bolly_ray.service.errors import BadRequest
+from bolly_ray.service.errors import RequestError
 
 
 def require_bearer(request: Request) -> None:
@@ -23,14 +23,14 @@ def require_bearer(request: Request) -> None:
         return
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not _same(given.strip(), expected.get_secret_value()):
-        raise BadRequest("missing or wrong bearer token (send Authorization: Bearer <token>)",
+        raise RequestError("missing or wrong bearer token (send Authorization: Bearer <token>)",
                          status=401)
 
 
 def require_path_token(request: Request, token: str) -> None:
     expected = service_of(request).settings.token
     if expected is None or not _same(token, expected.get_secret_value()):
-        raise BadRequest("wrong token in the path", status=401)
+        raise RequestError("wrong token in the path", status=401)
 
 
 def _same(given: str, expected: str) -> bool:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from bolly_ray.core.languages import is_language_code, language_name
-from bolly_ray.service.errors import BadRequest
+from bolly_ray.service.errors import RequestError
 from bolly_ray.stages.formats.transcript import Transcript, read_transcript
 
 E = TypeVar("E", bound=StrEnum)
@@ -88,7 +88,7 @@ def checked_language(code: str | None) -> str | None:
         return None
     code = code.strip().lower()
     if not is_language_code(code):
-        raise BadRequest(f"unknown language {code!r}: give a language code such as hi or en")
+        raise RequestError(f"unknown language {code!r}: give a language code such as hi or en")
     return code
 
 
@@ -97,7 +97,7 @@ def _choice(kind: type[E], name: str, value: str) -> E:
         return kind(value.strip().lower())
     except ValueError:
         allowed = "|".join(k.value for k in kind)
-        raise BadRequest(f"unknown {name} {value!r} ({allowed})") from None
+        raise RequestError(f"unknown {name} {value!r} ({allowed})") from None
 
 
 def detection_answer(language: str) -> dict[str, str]:

@@ -18,7 +18,7 @@ from fastapi import Request
 
 from bolly_ray.service.delivery import deliver
 from bolly_ray.service.dispatcher import Dispatcher
-from bolly_ray.service.errors import BadRequest
+from bolly_ray.service.errors import RequestError
 from bolly_ray.service.job_factory import JobFactory, PlannedJob
 from bolly_ray.service.queue import JobQueue, JobRow, RowStatus
 from bolly_ray.service.settings import ServiceSettings
@@ -70,7 +70,7 @@ class Service:
         while True:
             row = self.queue.get(job_id)
             if row is None:
-                raise BadRequest(f"no job {job_id}", status=404)
+                raise RequestError(f"no job {job_id}", status=404)
             if row.status.ended or time.monotonic() >= deadline:
                 return row
             await asyncio.sleep(WAIT_STEP_S)
@@ -78,7 +78,7 @@ class Service:
     def row(self, job_id: str) -> JobRow:
         row = self.queue.get(job_id)
         if row is None:
-            raise BadRequest(f"no job {job_id}", status=404)
+            raise RequestError(f"no job {job_id}", status=404)
         return row
 
     def allowed_path(self, given: str) -> Path:
@@ -87,9 +87,9 @@ class Service:
         roots = self.settings.allowed_roots
         if not any(path.is_relative_to(root) for root in roots):
             where = ", ".join(map(str, roots)) or "none configured (serve --root DIR)"
-            raise BadRequest(f"{given}: not under an allowed root ({where})", status=403)
+            raise RequestError(f"{given}: not under an allowed root ({where})", status=403)
         if not path.is_file():
-            raise BadRequest(f"{given}: no such file", status=404)
+            raise RequestError(f"{given}: no such file", status=404)
         return path
 
 

@@ -46,7 +46,6 @@ class Dispatcher:
         self._cancelled: set[str] = set()
         self._wake = threading.Event()
         self._stopping = threading.Event()
-        self._changed = threading.Condition()
         self._thread = threading.Thread(target=self._feed, name="bolly-ray-dispatch",
                                         daemon=True)
 
@@ -75,18 +74,8 @@ class Dispatcher:
         self._cancelled.add(job_id)
         if row.status == RowStatus.QUEUED:
             self.queue.ended(job_id, RowStatus.CANCELLED, "cancelled")
-            self._notify()
         elif self._intake is not None:
             self._intake.cancel(job_id)
-        return self.queue.get(job_id)
-
-    def wait(self, job_id: str, timeout: float) -> JobRow | None:
-        """The job's row once it has ended, or as it stands when `timeout` runs out."""
-        def ended() -> bool:
-            row = self.queue.get(job_id)
-            return row is None or row.status.ended
-        with self._changed:
-            self._changed.wait_for(ended, timeout=timeout)
         return self.queue.get(job_id)
 
     # -- the executor's events ----------------------------------------------------------------
@@ -105,7 +94,6 @@ class Dispatcher:
             status = RowStatus.FAILED
         self.queue.ended(event.job_id, status, error, event.job_dir)
         log.info("job %s %s", event.job_id, status.value)
-        self._notify()
         self._wake.set()  # room for a queued job
 
     def _deliver(self, job_id: str, job_dir: str | None) -> str | None:
@@ -144,12 +132,6 @@ class Dispatcher:
         except BollyRayError as err:
             self.queue.ended(row.id, RowStatus.FAILED, str(err))
             log.warning("job %s refused: %s", row.id, err)
-            self._notify()
         except Exception as err:  # the executor itself broke: say so on the job, keep serving
             self.queue.ended(row.id, RowStatus.FAILED, f"{type(err).__name__}: {err}")
             log.exception("job %s could not start", row.id)
-            self._notify()
-
-    def _notify(self) -> None:
-        with self._changed:
-            self._changed.notify_all()

@@ -21,7 +21,7 @@ from bolly_ray import __version__
 from bolly_ray.core.job import JobBase, apply_overrides, validate_job
 from bolly_ray.engine.registry import Registry
 from bolly_ray.errors import UsageError
-from bolly_ray.service.errors import BadRequest
+from bolly_ray.service.errors import RequestError
 from bolly_ray.service.settings import ServiceSettings
 
 SERVICE_USER = "service"
@@ -55,7 +55,7 @@ class JobFactory:
                                    set(self.registry))
             job = validate_job(data, self.registry.specs, "the request")
         except UsageError as err:
-            raise BadRequest(str(err), status=422) from None
+            raise RequestError(str(err), status=422) from None
         key = dedup_key(kind, identity, job)
         job_id = f"{kind}-{key[:20]}"
         return PlannedJob(job_id, kind, job.model_copy(update={"id": job_id}))

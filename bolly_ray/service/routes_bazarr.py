@@ -9,6 +9,7 @@ it was served (`X-Bolly-Ray-Served: run`, `joined` or `cached`) in headers.
 from __future__ import annotations
 
 import logging
+import tempfile
 from pathlib import Path
 
 from fastapi import APIRouter, Request
@@ -27,7 +28,7 @@ from bolly_ray.service.bazarr import (
     transcript_of,
 )
 from bolly_ray.service.context import Service, service_of
-from bolly_ray.service.errors import BadRequest
+from bolly_ray.service.errors import RequestError
 from bolly_ray.service.queue import JobRow, RowStatus
 from bolly_ray.service.uploads import store_upload
 from bolly_ray.stages.support.media import ffmpeg_input, run_tool
@@ -72,7 +73,7 @@ async def _stored_audio(request: Request, service: Service, encode: bool) -> Pat
     form = await request.form(max_files=1, max_fields=16)
     upload = form.get("audio_file")
     if not isinstance(upload, UploadFile):
-        raise BadRequest("audio_file is missing: send the audio as the multipart form file "
+        raise RequestError("audio_file is missing: send the audio as the multipart form file "
                          "audio_file")
     try:
         return await run_in_threadpool(store_upload, upload.file, service.settings.uploads,
@@ -86,11 +87,11 @@ async def _finished(service: Service, row: JobRow) -> JobRow:
     if done.status == RowStatus.SUCCEEDED:
         return done
     if not done.status.ended:
-        raise BadRequest(f"job {row.id} is still running after "
+        raise RequestError(f"job {row.id} is still running after "
                          f"{service.settings.request_timeout_s:g} s; ask again to wait for the "
                          "same job", status=504)
     never_started = not (Path(done.job_dir) / "manifest.json").is_file()
-    raise BadRequest(f"job {row.id} {done.status.value}: {done.error}",
+    raise RequestError(f"job {row.id} {done.status.value}: {done.error}",
                      status=422 if never_started else 500)
 
 
@@ -105,9 +106,11 @@ def first_seconds(media: Path, seconds: float) -> Path:
     the upload's hash, so the same upload finds it again)."""
     clip = media.with_name(f"{media.stem}.first{seconds:g}s.wav")
     if not clip.is_file():
-        partial = clip.with_name("." + clip.name + ".partial.wav")
-        run_tool(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", ffmpeg_input(media),
-                  "-t", f"{seconds:g}", "-ac", "1", "-ar", "16000", "-c:a", "pcm_s16le",
-                  "file:" + str(partial)], timeout_s=300, what=f"{media.name}: cutting audio")
-        partial.replace(clip)
+        with tempfile.TemporaryDirectory(dir=media.parent, prefix=".cut-") as tmp:
+            partial = Path(tmp) / clip.name  # two requests for one upload may cut at once
+            run_tool(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", ffmpeg_input(media),
+                      "-t", f"{seconds:g}", "-ac", "1", "-ar", "16000", "-c:a", "pcm_s16le",
+                      "file:" + str(partial)], timeout_s=300,
+                     what=f"{media.name}: cutting audio")
+            partial.replace(clip)
     return clip

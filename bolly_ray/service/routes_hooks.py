@@ -23,7 +23,7 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 
 from bolly_ray.service.context import Service, service_of
-from bolly_ray.service.errors import BadRequest
+from bolly_ray.service.errors import RequestError
 
 router = APIRouter(prefix="/webhooks")
 
@@ -60,7 +60,7 @@ async def plex(request: Request) -> dict[str, Any]:
         return {"ignored": f"event {event!r}"}
     key = str((payload.get("Metadata") or {}).get("ratingKey") or "")
     if not key:
-        raise BadRequest("the Plex payload names no item (Metadata.ratingKey)", status=422)
+        raise RequestError("the Plex payload names no item (Metadata.ratingKey)", status=422)
     path = await run_in_threadpool(plex_file, service, key)
     return await _take(service, event, path)
 
@@ -69,7 +69,7 @@ async def _take(service: Service, event: str, path: str | None) -> dict[str, Any
     if event.lower().replace(" ", "") not in ADDED:
         return {"ignored": f"event {event!r}"}
     if not path:
-        raise BadRequest("the webhook carries no item path (Path or Item.Path)", status=422)
+        raise RequestError("the webhook carries no item path (Path or Item.Path)", status=422)
     film = service.allowed_path(service.settings.local_path(path))
     row, fresh = await run_in_threadpool(service.subtitle_film, film)
     return {"job": row.id, "status": "queued" if fresh else row.status.value}
@@ -84,9 +84,9 @@ async def _json_or_form(request: Request, field: str) -> dict[str, Any]:
             value = form.get(field)
             data = json.loads(value) if isinstance(value, str) else None
     except (ValueError, UnicodeDecodeError):
-        raise BadRequest("the webhook's payload is not JSON") from None
+        raise RequestError("the webhook's payload is not JSON") from None
     if not isinstance(data, dict):
-        raise BadRequest(f"the webhook carries no JSON object (a JSON body or the form "
+        raise RequestError(f"the webhook carries no JSON object (a JSON body or the form "
                          f"field {field})")
     return data
 
@@ -116,7 +116,7 @@ def _ask_server(name: str, base: str | None, token_env: str, path: str, token_he
                 item: str, pick: Callable[[Any], Any]) -> str:
     token = os.environ.get(token_env, "")
     if not base or not token:
-        raise BadRequest(f"{name} webhooks need serve --{name.lower()}-url and {token_env}",
+        raise RequestError(f"{name} webhooks need serve --{name.lower()}-url and {token_env}",
                          status=422)
     headers = {"Accept": "application/json", token_header: token}
     try:
@@ -124,5 +124,5 @@ def _ask_server(name: str, base: str | None, token_env: str, path: str, token_he
         answer.raise_for_status()
         return str(pick(answer.json()))
     except (requests.RequestException, ValueError, KeyError, IndexError, TypeError) as err:
-        raise BadRequest(f"{name} did not give item {item}'s file: {type(err).__name__}",
+        raise RequestError(f"{name} did not give item {item}'s file: {type(err).__name__}",
                          status=502) from None

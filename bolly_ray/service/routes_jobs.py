@@ -22,7 +22,7 @@ from starlette.datastructures import UploadFile
 
 from bolly_ray.core.hashing import sha256_file
 from bolly_ray.service.context import Service, service_of
-from bolly_ray.service.errors import BadRequest
+from bolly_ray.service.errors import RequestError
 from bolly_ray.service.uploads import store_upload
 
 router = APIRouter(prefix="/jobs")
@@ -56,7 +56,7 @@ def film_fields(ask: FilmRequest) -> dict[str, Any]:
 async def submit_film(request: Request, ask: FilmRequest) -> JSONResponse:
     service = service_of(request)
     if not ask.path:
-        raise BadRequest("path is missing: name the film (or POST it to /jobs/upload)")
+        raise RequestError("path is missing: name the film (or POST it to /jobs/upload)")
     film = service.allowed_path(ask.path)
     if ask.subtitles_next_to_film:
         return _submitted(service, *service.subtitle_film(film, film_fields(ask), ask.settings))
@@ -71,7 +71,7 @@ async def submit_upload(request: Request) -> JSONResponse:
     try:
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
-            raise BadRequest("file is missing: send the film as the multipart form file file")
+            raise RequestError("file is missing: send the film as the multipart form file file")
         options = form.get("options")
         ask = FilmRequest.model_validate_json(options if isinstance(options, str) else "{}")
         stored = await run_in_threadpool(store_upload, upload.file, service.settings.uploads,
@@ -117,7 +117,7 @@ async def download(request: Request, job_id: str, name: str) -> FileResponse:
     folder = Path(service_of(request).row(job_id).job_dir).resolve()
     target = (folder / name).resolve()
     if not target.is_relative_to(folder) or not target.is_file():
-        raise BadRequest(f"job {job_id} has no file {name}", status=404)
+        raise RequestError(f"job {job_id} has no file {name}", status=404)
     return FileResponse(target, filename=target.name)
 
 

@@ -16,7 +16,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 
 from bolly_ray.engine.report import draw_timeline, stage_runs
 from bolly_ray.service.context import service_of
-from bolly_ray.service.errors import BadRequest
+from bolly_ray.service.errors import RequestError
 
 router = APIRouter()
 
@@ -85,7 +85,7 @@ async def page() -> str:
 async def timeline(request: Request, job_id: str) -> FileResponse:
     folder = Path(service_of(request).row(job_id).job_dir)
     if not (folder / "manifest.json").is_file():
-        raise BadRequest(f"job {job_id} has not started", status=404)
+        raise RequestError(f"job {job_id} has not started", status=404)
     picture = folder / "logs" / TIMELINE
     await run_in_threadpool(_draw, folder, picture)
     return FileResponse(picture, media_type="image/png")

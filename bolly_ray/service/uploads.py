@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from bolly_ray.errors import MediaError
-from bolly_ray.service.errors import BadRequest
+from bolly_ray.service.errors import RequestError
 from bolly_ray.stages.support.media import probe
 
 CHUNK = 1 << 20
@@ -55,7 +55,7 @@ def _copy(source: BinaryIO, out: BinaryIO) -> str:
         out.write(block)
         size += len(block)
     if size == 0:
-        raise BadRequest("audio_file is empty")
+        raise RequestError("audio_file is empty")
     return digest.hexdigest()
 
 
@@ -71,9 +71,9 @@ def _copy_pcm(source: BinaryIO, target: BinaryIO) -> str:
             out.writeframesraw(block)
             size += len(block)
     if size == 0:
-        raise BadRequest("audio_file is empty")
+        raise RequestError("audio_file is empty")
     if size % 2:
-        raise BadRequest("audio_file: with encode=false the body must be raw 16-bit PCM "
+        raise RequestError("audio_file: with encode=false the body must be raw 16-bit PCM "
                          f"(16 kHz mono s16le), and {size} bytes is not a whole number of "
                          "samples")
     return digest.hexdigest()
@@ -89,4 +89,4 @@ def _check_media(path: Path) -> None:
         probe(path)
     except MediaError as err:
         reason = str(err).rsplit(": ", 1)[-1]  # ffmpeg's words, not our temporary file's name
-        raise BadRequest(f"audio_file: not audio ffmpeg can read ({reason})") from None
+        raise RequestError(f"audio_file: not audio ffmpeg can read ({reason})") from None

@@ -47,6 +47,12 @@ def uploads(state: Path) -> list[Path]:
     return sorted(folder.iterdir()) if folder.is_dir() else []
 
 
+def manifest_of(server: Server, answer: requests.Response) -> dict:
+    job = answer.headers["X-Bolly-Ray-Job"]
+    return read_manifest(Path(requests.get(f"{server.url}/jobs/{job}", timeout=10
+                                           ).json()["job_dir"]))
+
+
 def test_asr_answers_the_demos_words_for_raw_pcm_and_for_an_encoded_file(
         server: Server, demo_run: dict[str, Path]) -> None:
     expected = words_of(demo_run["srt"].read_text())
@@ -61,6 +67,10 @@ def test_asr_answers_the_demos_words_for_raw_pcm_and_for_an_encoded_file(
     assert encoded.status_code == 200, encoded.text
     assert encoded.text.startswith("WEBVTT")
     assert words_of(encoded.text.removeprefix("WEBVTT")) == expected
+    # the second request found Whisper loaded: the actors stay warm between requests
+    loads = [manifest_of(server, answer)["stages"]["asr"]["metrics"]["model_loads"]
+             for answer in (raw, encoded)]
+    assert loads == [1, 0]
 
 
 def test_a_repeated_request_is_answered_from_the_finished_job(

@@ -24,7 +24,7 @@ def require_bearer(request: Request) -> None:
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not _same(given.strip(), expected.get_secret_value()):
         raise RequestError("missing or wrong bearer token (send Authorization: Bearer <token>)",
-                         status=401)
+                           status=401)
 
 
 def require_path_token(request: Request, token: str) -> None:

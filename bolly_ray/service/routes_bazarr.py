@@ -74,7 +74,7 @@ async def _stored_audio(request: Request, service: Service, encode: bool) -> Pat
     upload = form.get("audio_file")
     if not isinstance(upload, UploadFile):
         raise RequestError("audio_file is missing: send the audio as the multipart form file "
-                         "audio_file")
+                           "audio_file")
     try:
         return await run_in_threadpool(store_upload, upload.file, service.settings.uploads,
                                        not encode, upload.filename or "")
@@ -88,11 +88,11 @@ async def _finished(service: Service, row: JobRow) -> JobRow:
         return done
     if not done.status.ended:
         raise RequestError(f"job {row.id} is still running after "
-                         f"{service.settings.request_timeout_s:g} s; ask again to wait for the "
-                         "same job", status=504)
+                           f"{service.settings.request_timeout_s:g} s; ask again to wait for the "
+                           "same job", status=504)
     never_started = not (Path(done.job_dir) / "manifest.json").is_file()
     raise RequestError(f"job {row.id} {done.status.value}: {done.error}",
-                     status=422 if never_started else 500)
+                       status=422 if never_started else 500)
 
 
 def _served(asked: JobRow, fresh: bool) -> dict[str, str]:

@@ -87,7 +87,7 @@ async def _json_or_form(request: Request, field: str) -> dict[str, Any]:
         raise RequestError("the webhook's payload is not JSON") from None
     if not isinstance(data, dict):
         raise RequestError(f"the webhook carries no JSON object (a JSON body or the form "
-                         f"field {field})")
+                           f"field {field})")
     return data
 
 
@@ -117,7 +117,7 @@ def _ask_server(name: str, base: str | None, token_env: str, path: str, token_he
     token = os.environ.get(token_env, "")
     if not base or not token:
         raise RequestError(f"{name} webhooks need serve --{name.lower()}-url and {token_env}",
-                         status=422)
+                           status=422)
     headers = {"Accept": "application/json", token_header: token}
     try:
         answer = requests.get(base.rstrip("/") + path, headers=headers, timeout=10)
@@ -125,4 +125,4 @@ def _ask_server(name: str, base: str | None, token_env: str, path: str, token_he
         return str(pick(answer.json()))
     except (requests.RequestException, ValueError, KeyError, IndexError, TypeError) as err:
         raise RequestError(f"{name} did not give item {item}'s file: {type(err).__name__}",
-                         status=502) from None
+                           status=502) from None

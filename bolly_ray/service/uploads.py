@@ -74,8 +74,8 @@ def _copy_pcm(source: BinaryIO, target: BinaryIO) -> str:
         raise RequestError("audio_file is empty")
     if size % 2:
         raise RequestError("audio_file: with encode=false the body must be raw 16-bit PCM "
-                         f"(16 kHz mono s16le), and {size} bytes is not a whole number of "
-                         "samples")
+                           f"(16 kHz mono s16le), and {size} bytes is not a whole number of "
+                           "samples")
     return digest.hexdigest()
 
 

@@ -266,3 +266,28 @@ def test_an_asr_request_that_waits_too_long_is_answered_504_and_its_job_goes_on(
         assert again.status_code == 200, again.text
         assert again.headers["X-Bolly-Ray-Served"] in ("joined", "cached")
         assert words_of(again.text) == words_of(demo_run["srt"].read_text())
+
+
+def test_media_sent_over_http_is_a_job_and_sending_it_again_finds_that_job(
+        server: Server, demo_run: dict[str, Path]) -> None:
+    # the demuxed WAV (under the 1 MB upload limit of this server), as a film would be sent
+    options = json.dumps({"source_language": "en", "settings": ["mux.enabled=false"]})
+
+    def send() -> requests.Response:
+        return requests.post(server.url + "/jobs/upload", headers=AUTH, timeout=60, files={
+            "file": ("film.wav", demo_run["audio"].read_bytes()), "options": (None, options)})
+
+    first = send()
+    assert first.status_code == 202, first.text
+    job = first.json()["id"]
+    deadline = time.monotonic() + 300
+    status = first.json()
+    while status["status"] not in ("succeeded", "failed") and time.monotonic() < deadline:
+        time.sleep(0.5)
+        status = requests.get(f"{server.url}/jobs/{job}", headers=AUTH, timeout=10).json()
+    assert status["status"] == "succeeded", status
+    again = send()
+    assert (again.status_code, again.json()["id"], again.json()["runs"]) == (200, job, 1)
+    bad = requests.post(server.url + "/jobs/upload", headers=AUTH, timeout=60, files={
+        "file": ("film.mp4", b"not a film"), "options": (None, options)})
+    assert bad.status_code == 400 and "not audio ffmpeg can read" in bad.json()["error"]

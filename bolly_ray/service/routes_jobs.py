@@ -20,7 +20,6 @@ from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import UploadFile
 
-from bolly_ray.core.hashing import sha256_file
 from bolly_ray.service.context import Service, service_of
 from bolly_ray.service.errors import RequestError
 from bolly_ray.service.uploads import store_upload
@@ -78,8 +77,8 @@ async def submit_upload(request: Request) -> JSONResponse:
                                          False, upload.filename or "")
     finally:
         await form.close()
-    planned = service.factory.make("film", stored, await run_in_threadpool(sha256_file, stored),
-                                   film_fields(ask), ask.settings)
+    # the stored file is named by its content hash: that is the film's identity
+    planned = service.factory.make("film", stored, stored.stem, film_fields(ask), ask.settings)
     return _submitted(service, *service.submit(planned))
 
 

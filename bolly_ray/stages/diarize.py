@@ -50,6 +50,11 @@ from bolly_ray.stages.support.devices import fitted_device, torch_device
 from bolly_ray.stages.support.gpu_memory import with_batch_halving
 
 DEFAULT_MODEL = "pyannote/speaker-diarization-community-1"
+GPU_BATCH = 32  # pyannote's own default
+# on a CPU a batch's intermediates (13 MB a window) are memory more than speed: 32 windows
+# at a time took diarize past 1 GB on three minutes of speech, 8 kept it to 733 MB and
+# within 3-11% of 32's time (bench/bench_diarize_batch.py)
+CPU_BATCH = 8
 
 
 class DiarizeSettings(OptionalStageSettings, GpuStageSettings):
@@ -64,13 +69,22 @@ class DiarizeSettings(OptionalStageSettings, GpuStageSettings):
     max_speakers: int | Literal["auto"] | None = Field(
         default=None, description="At most this many speakers, 1 to 200 (null: no limit; "
         "auto: what the hardware that runs diarize affords, 20 on a large GPU, 8 on CPU)")
-    batch_size: int = Field(default=32, ge=1, le=512,
-                            description="Segmentation and embedding batch; halved on GPU OOM")
+    batch_size: int | Literal["auto"] = Field(
+        default="auto", description="Segmentation and embedding batch, 1 to 512 (auto: "
+        f"{GPU_BATCH} on a GPU, {CPU_BATCH} on CPU, where each window in flight holds 13 MB "
+        "and a larger batch is hardly faster); halved on GPU out-of-memory")
     # measured (bench/bench_diarize.py): 0.15-0.2 finds both women of a real call and all
     # nine LibriSpeech speakers in a row; 0.1 splits the call in three, 0.22 merges it
     cluster_threshold: float = Field(
         default=0.175, gt=0, lt=2, description="packaged: cosine distance under which two "
         "voices are one speaker (lower: more speakers)")
+
+    @field_validator("batch_size")
+    @classmethod
+    def _batch_range(cls, size: int | str) -> int | str:
+        if isinstance(size, int) and not 1 <= size <= 512:
+            raise ValueError("must be from 1 to 512, or auto")
+        return size
 
     @field_validator("max_speakers")
     @classmethod
@@ -86,6 +100,13 @@ class DiarizeSettings(OptionalStageSettings, GpuStageSettings):
             raise ValueError(f"min_speakers ({self.min_speakers}) is above max_speakers "
                              f"({self.max_speakers})")
         return self
+
+
+def batch_for(settings: DiarizeSettings, device: str) -> int:
+    """The batch to start from on `device` (cpu or cuda)."""
+    if settings.batch_size != "auto":
+        return settings.batch_size
+    return GPU_BATCH if device == "cuda" else CPU_BATCH
 
 
 def speaker_limit(settings: DiarizeSettings) -> int | None:
@@ -213,7 +234,8 @@ class DiarizeStage(Stage[DiarizeSettings]):
         wav = ctx.inputs["audio"]
         (turns, voices), batch = with_batch_halving(
             lambda size: diarize(pipeline, wav, read_speech(ctx.inputs.get("speech")),
-                                 settings, size), settings.batch_size, what="diarize")
+                                 settings, size),
+            batch_for(settings, torch_device(settings.device)), what="diarize")
         speakers = sorted({t["speaker"] for t in turns})
         packaged = isinstance(pipeline, PackagedDiarizer)
         found: dict[str, Any] = {"model": PACKAGED_MODEL if packaged else settings.model,

@@ -15,28 +15,37 @@ from tests.media.make_media import MediaCase
 LINES = {"hi": "नमस्ते, राज", "en": "Hello, Raj", "hi-Latn": "Namaste, Raj"}
 
 
-def subtitle_folder(root: Path, fmt: str = "srt", languages: tuple[str, ...] = ("hi", "en")
-                    ) -> Path:
+def subtitle_folder(root: Path, fmt: str = "srt", languages: tuple[str, ...] = ("hi", "en"),
+                    empty: tuple[str, ...] = ()) -> Path:
+    """A cue for each language, none for those in `empty` (the subtitles stage then writes
+    an empty file)."""
     folder = root / "subs"
     folder.mkdir(parents=True, exist_ok=True)
     for lang, text in ((lang, LINES[lang]) for lang in languages):
         subs = pysubs2.SSAFile()
-        subs.append(pysubs2.SSAEvent(start=500, end=2500, text=text))
+        if lang not in empty:
+            subs.append(pysubs2.SSAEvent(start=500, end=2500, text=text))
         subs.save(str(folder / f"film.{lang}.{fmt}"), format_=fmt)
     return folder
 
 
-def run_mux(case: MediaCase, root: Path, *sets: str,
-            targets: tuple[str, ...] = ("en", "hi")) -> Path:
+def mux_job(case: MediaCase, root: Path, targets: tuple[str, ...],
+            empty: tuple[str, ...] = ()) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     job_file = root / "job.json"
     job_file.write_text(json.dumps({
         "id": "film", "media": str(case.path), "name": "film", "user": "u",
         "created": "2026-11-29", "target_languages": list(targets),
         "out_root": str(root / "out"),
-        "artifacts": {"subtitles": str(subtitle_folder(root, languages=targets))}}))
+        "artifacts": {"subtitles": str(subtitle_folder(root, languages=targets,
+                                                       empty=empty))}}))
+    return job_file
+
+
+def run_mux(case: MediaCase, root: Path, *sets: str,
+            targets: tuple[str, ...] = ("en", "hi"), empty: tuple[str, ...] = ()) -> Path:
     flags = [arg for s in sets for arg in ("--set", s)]
-    done = bolly("run", job_file, "--only", "mux", *flags, cwd=root)
+    done = bolly("run", mux_job(case, root, targets, empty), "--only", "mux", *flags, cwd=root)
     assert done.returncode == 0, done.stderr
     job_dir = root / "out/2026/11/29/u/film"
     return job_dir / read_manifest(job_dir)["stages"]["mux"]["outputs"]["video"]["path"]
@@ -104,6 +113,34 @@ def test_a_second_script_is_told_apart_by_title_and_bcp47_tag(
         assert [s["tags"]["LANGUAGE_BCP47"] for s in subs] == ["hi-Latn", "hi", "en"]
     else:
         assert [s["tags"]["handler_name"] for s in subs] == titles
+
+
+@pytest.mark.parametrize("container", ["mkv", "mp4"])
+def test_a_language_without_cues_gets_no_track(container: str, media: dict[str, MediaCase],
+                                               tmp_path: Path) -> None:
+    """An SRT with no cue (everything filtered) is a file ffmpeg cannot read: its language
+    is left out, the others are muxed, and the manifest counts it."""
+    out = run_mux(media["mp4_aac"], tmp_path, f"mux.container={container}",
+                  targets=("en", "hi"), empty=("en",))
+    subs = [s for s in streams(out) if s["codec_type"] == "subtitle"]
+    assert [s["tags"]["language"] for s in subs] == ["hin"]
+    metrics = read_manifest(out.parent)["stages"]["mux"]["metrics"]
+    assert (metrics["tracks"], metrics["empty_tracks_left_out"]) == (1, 1)
+
+
+def test_subtitles_without_any_cue_fail_mux_with_a_message_and_no_video(
+        media: dict[str, MediaCase], tmp_path: Path) -> None:
+    job_file = mux_job(media["mp4_aac"], tmp_path, ("en", "hi"), empty=("en", "hi"))
+    done = bolly("run", job_file, "--only", "mux", cwd=tmp_path)
+    job_dir = tmp_path / "out/2026/11/29/u/film"
+    record = read_manifest(job_dir)["stages"]["mux"]
+    # mux is not critical: the job keeps its subtitles and succeeds, and says why mux failed
+    assert done.returncode == 0 and record["status"] == "failed", done.stderr
+    assert "no cue in any language" in " ".join(done.stderr.split())
+    assert record["error"] == ("mux: the subtitles hold no cue in any language (en, hi): no "
+                               "track to add (the filter's report says what it removed)")
+    assert "Traceback" not in done.stderr
+    assert not list(job_dir.rglob("*.subtitled.*"))
 
 
 def test_a_new_container_replaces_the_earlier_video(media: dict[str, MediaCase],

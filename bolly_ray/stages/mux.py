@@ -6,8 +6,10 @@ language's name and, for a second script, the script ("Hindi (Latin script)" for
 whose code is `hin` like Hindi's); MKV tracks also carry the full BCP 47 tag in a
 `LANGUAGE_BCP47` tag (ffmpeg 5.1 writes neither Matroska's LanguageBCP47 element nor MP4's
 elng box), MP4 tracks the title as their handler name. The first target language, when
-present, is the default track. Nothing is re-encoded, and bit-exact flags keep the output
-byte-identical from run to run.
+present, is the default track. A language whose file holds no cue (a film nobody speaks in, or
+all of it filtered) gets no track, with a warning; when none holds one, mux fails and says
+so. Nothing is re-encoded, and bit-exact flags keep the output byte-identical from run to
+run.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
+import pysubs2
 from pydantic import Field
 
 from bolly_ray.core.languages import canonical_tag, iso639_2, same_language, same_tag, track_title
@@ -55,6 +58,12 @@ def subtitle_tracks(folder: Path, fmt: str, order: list[str] | None = None
     wanted = [canonical_tag(t) for t in order or []]
     return sorted(tracks, key=lambda t: wanted.index(canonical_tag(t[0]))
                   if canonical_tag(t[0]) in wanted else len(wanted))
+
+
+def has_cues(path: Path, fmt: str) -> bool:
+    """Whether a subtitle file holds a cue: ffmpeg cannot read an SRT that holds none, and
+    an empty track helps no viewer."""
+    return len(pysubs2.load(str(path), format_=fmt)) > 0
 
 
 def default_track(tracks: list[tuple[str, Path]], language: str | None) -> int | None:
@@ -117,11 +126,21 @@ class MuxStage(Stage[MuxSettings]):
         container = choose_container(settings, info.format_name)
         fmt = "srt" if container == "mp4" else settings.mkv_subtitle_format
         targets = ctx.job.get("target_languages") or []
-        tracks = subtitle_tracks(ctx.inputs["subtitles"], fmt, targets)
-        if not tracks:
+        found = subtitle_tracks(ctx.inputs["subtitles"], fmt, targets)
+        if not found:
             raise StageError(f"mux: no .{fmt} subtitle files in {ctx.inputs['subtitles']}")
+        tracks = [(language, path) for language, path in found if has_cues(path, fmt)]
+        if not tracks:
+            raise StageError(f"mux: the subtitles hold no cue in any language "
+                             f"({', '.join(language for language, _ in found)}): no track "
+                             "to add (the filter's report says what it removed)")
+        for language, path in found:
+            if (language, path) not in tracks:
+                ctx.log.warning("mux: %s holds no cue; the %s track is left out", path.name,
+                                language)
         out = ctx.out_dir / f"{ctx.job['name']}.subtitled.{container}"
         run_tool(mux_args(source, tracks, container, targets[0] if targets else None, out),
                  timeout_s=ctx.remaining_s(), what=f"{source}: cannot mux subtitles")
         ctx.log.info("mux: %d subtitle track(s) -> %s", len(tracks), out.name)
-        return StageResult(outputs={"video": out.name}, metrics={"tracks": len(tracks)})
+        return StageResult(outputs={"video": out.name}, metrics={
+            "tracks": len(tracks), "empty_tracks_left_out": len(found) - len(tracks)})

@@ -9,7 +9,8 @@ process so that each peak is its own:
          whisper's `decode_audio` + `get_speech_timestamps`; `decode_audio` +
          `WhisperModel.transcribe` with the vad stage's regions as clip timestamps.
 Peak RSS is the kernel's figure for the process (or the children it waited for, e.g.
-ffmpeg) when its work is done, before the interpreter's teardown (tests/peak_rss.py). Word error rates of both transcripts against the script are printed too.
+ffmpeg) when its work is done, before the interpreter's teardown (tests/peak_rss.py).
+Word error rates of both transcripts against the script are printed too.
 Run: `.venv/bin/python bench/bench_long_film.py` (about 10 minutes on 2 cores; needs the
 demo extra's tiny.en model).
 """

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.machine import machine
 from bench.recordings import joined, librispeech_clips, write_wav
-from bolly_ray.stages.support.audio import read_wav
+from bolly_ray.stages.support.audio import SAMPLE_RATE, read_wav
 from tests.peak_rss import Measured, run_measured
 
 REFERENCE_BATCH = 32
@@ -52,7 +52,7 @@ def long_speech(minutes: float, work: Path) -> Path:
     if not clips:
         raise SystemExit("needs voxint's LibriSpeech clips (scripts/test installs them)")
     once = read_wav(joined(clips, work).audio)
-    repeats = max(1, round(minutes * 60 * 16000 / len(once)))
+    repeats = max(1, round(minutes * 60 * SAMPLE_RATE / len(once)))
     path = work / "speech.wav"
     write_wav(path, np.tile(once, repeats))
     return path
@@ -75,7 +75,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-diarize-batch-") as tmp:
         work = Path(tmp)
         wav = long_speech(args.minutes, work)
-        minutes = len(read_wav(wav)) / 16000 / 60
+        minutes = len(read_wav(wav)) / SAMPLE_RATE / 60
         results = {batch: measure(wav, batch, work) for batch in batches}
     reference, found = results[REFERENCE_BATCH]
     print(f"\n{machine()}; {minutes:.1f} min of speech in one stretch, "
